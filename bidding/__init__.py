@@ -1,0 +1,1 @@
+"""Contactless public-resource bidding: sealed bids, automatic openings, verifiable results."""
