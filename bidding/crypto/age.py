@@ -193,7 +193,9 @@ class Identity:
             raise UnsupportedRecipientError("unsupported identity type: post-quantum")
         hrp, data = _decode_key(text, kind="identity")
         if hrp != _IDENTITY_HRP:
-            raise KeyFormatError(f"invalid identity: prefix {hrp.upper()!r}, expected AGE-SECRET-KEY-")
+            raise KeyFormatError(
+                f"invalid identity: prefix {hrp.upper()!r}, expected AGE-SECRET-KEY-"
+            )
         if len(data) != 32:
             raise KeyFormatError(f"invalid identity: {len(data)} bytes, expected 32")
         return cls(data)
@@ -372,14 +374,17 @@ class _Source:
         """Read and parse the header, keeping what follows it for the payload."""
         buffer = bytearray(self._pending)
         self._pending = memoryview(b"")
-        start = 0
+        mac_line = searched = -1
         while True:
             # Fail fast on a file that is not age at all, instead of reading up to the cap.
             if not buffer.startswith(VERSION_LINE[: len(buffer)]):
                 parse_header(bytes(buffer[: len(VERSION_LINE)]))
-            end = buffer.find(b"\n" + _MAC_PREFIX, max(start - len(_MAC_PREFIX), 0))
-            if end != -1:
-                newline = buffer.find(b"\n", end + 1)
+            if mac_line == -1:
+                # Search only the new bytes (and the few before them a match may start in).
+                mac_line = buffer.find(b"\n" + _MAC_PREFIX, max(searched - len(_MAC_PREFIX), 0))
+                searched = len(buffer)
+            if mac_line != -1:
+                newline = buffer.find(b"\n", mac_line + 1)
                 if newline != -1:
                     if newline + 1 > MAX_HEADER_BYTES:
                         break
@@ -387,7 +392,6 @@ class _Source:
                     return parse_header(bytes(buffer[: newline + 1]))
             if len(buffer) > MAX_HEADER_BYTES:
                 break
-            start = len(buffer)
             chunk = self._stream.read(4096)
             if not chunk:
                 if not buffer:
@@ -552,4 +556,3 @@ def _decrypt_payload(
         if size == 0:
             raise PayloadError("the file is truncated: the final chunk is missing")
         counter += 1
-
