@@ -173,8 +173,6 @@ def load_or_create_secret_text(path: Path, *, generate: Callable[[], str]) -> st
 def _read_secret_text(path: Path) -> str:
     with open(path, "rb") as file:
         mode = os.fstat(file.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise ValueError(f"secret key file {path} is not a regular file")
         if mode & 0o077:
             raise ValueError(
                 f"secret key file {path} has mode {stat.S_IMODE(mode):04o}, which lets group "

@@ -163,8 +163,10 @@ class TestProperties:
     @given(
         st.recursive(
             JSON_SCALARS,
-            lambda children: st.lists(children, max_size=5)
-            | st.dictionaries(st.text(st.characters(max_codepoint=0xD7FF)), children),
+            lambda children: (
+                st.lists(children, max_size=5)
+                | st.dictionaries(st.text(st.characters(max_codepoint=0xD7FF)), children)
+            ),
             max_leaves=30,
         )
     )
