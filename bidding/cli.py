@@ -1,152 +1,170 @@
-"""The `bidding` command: keys, sealing and unsealing, and (later) the service itself."""
+"""The `bidding` command: keys, sealing and unsealing, and (later) the service itself.
 
+argparse rather than a richer framework: `bidding unseal` is timed against `age -d`, and
+start-up time counts for every file a bidder seals.
+"""
+
+import argparse
 import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, NoReturn, TypeVar
-
-import click
+from typing import BinaryIO, NoReturn, TextIO
 
 from bidding.crypto import age
-
-T = TypeVar("T")
 
 # Below this size a progress bar only flickers.
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
 
-def fail(message: str) -> NoReturn:
-    """Stop with one clear line on stderr."""
-    raise click.ClickException(message)
+class CommandError(Exception):
+    """A failure reported as one line on stderr and exit status 1."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="bidding")
-def cli() -> None:
-    """Contactless public-resource bidding: seal bids, open them, verify the results."""
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block: scripts read the last line of stderr.
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-@cli.command()
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
-def keygen(output: Path | None) -> None:
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="bidding",
+        description="Contactless public-resource bidding: seal bids, open them, verify results.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    keygen = commands.add_parser(
+        "keygen", help="generate an age identity", description=keygen_command.__doc__
+    )
+    keygen.add_argument("-o", "--output", type=Path, help="write to this new file (mode 0600)")
+    keygen.set_defaults(run=keygen_command)
+
+    seal = commands.add_parser(
+        "seal", help="seal a file to recipients", description=seal_command.__doc__
+    )
+    seal.add_argument(
+        "-r", "--recipient", dest="recipients", action="append", required=True,
+        metavar="RECIPIENT", help="an age1… recipient; repeat for several",
+    )  # fmt: skip
+    seal.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    seal.add_argument("input", nargs="?", type=Path, metavar="INPUT", help="default: stdin")
+    seal.set_defaults(run=seal_command)
+
+    unseal = commands.add_parser(
+        "unseal", help="unseal an age file", description=unseal_command.__doc__
+    )
+    unseal.add_argument(
+        "-i", "--identity", dest="identities", action="append", required=True, type=Path,
+        metavar="FILE", help="an identity file, as `bidding keygen` writes; repeat for several",
+    )  # fmt: skip
+    unseal.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    unseal.add_argument("input", nargs="?", type=Path, metavar="INPUT", help="default: stdin")
+    unseal.set_defaults(run=unseal_command)
+    return parser
+
+
+def keygen_command(args: argparse.Namespace) -> None:
     """Generate an age X25519 identity, with its recipient in a comment line."""
     identity = age.Identity.generate()
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     text = f"# created: {created}\n# public key: {identity.recipient}\n{identity}\n"
+    output: Path | None = args.output
     if output is None:
         sys.stdout.write(text)
         if not sys.stdout.isatty():
-            click.echo(f"Public key: {identity.recipient}", err=True)
+            print(f"Public key: {identity.recipient}", file=sys.stderr)
         return
     try:
         # O_EXCL: never overwrite an existing key; 0600: the identity is a secret.
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        fail(f"{output} already exists; refusing to overwrite a key file")
-    except OSError as exc:
-        fail(f"cannot create {output}: {exc.strerror}")
+        raise CommandError(f"{output} already exists; refusing to overwrite a key file") from None
     with os.fdopen(fd, "w", encoding="ascii") as key_file:
         key_file.write(text)
-    click.echo(f"Public key: {identity.recipient}", err=True)
+    print(f"Public key: {identity.recipient}", file=sys.stderr)
 
 
-@cli.command()
-@click.option(
-    "-r",
-    "--recipient",
-    "recipients",
-    multiple=True,
-    required=True,
-    help="Seal to this age1… recipient; repeat for several.",
-)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
-@click.argument(
-    "input_path",
-    metavar="[INPUT]",
-    required=False,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-)
-def seal(recipients: tuple[str, ...], output: Path | None, input_path: Path | None) -> None:
+def seal_command(args: argparse.Namespace) -> None:
     """Seal INPUT (or stdin) to the recipients as an age file."""
-    parsed = [_parse(age.Recipient.parse, text) for text in recipients]
-    if output is None and sys.stdout.isatty():
-        fail("refusing to write a sealed file to a terminal; use -o FILE or a pipe")
-    with _input(input_path) as (src, size), _output(output) as dst, _progress(size) as progress:
-        age.seal(src, dst, parsed, progress=progress)
+    recipients = [age.Recipient.parse(text) for text in args.recipients]
+    if args.output is None and sys.stdout.isatty():
+        raise CommandError("refusing to write a sealed file to a terminal; use -o FILE or a pipe")
+    with _streams(args.input, args.output) as (src, size, dst), _progress(size) as progress:
+        age.seal(src, dst, recipients, progress=progress)
 
 
-@cli.command()
-@click.option(
-    "-i",
-    "--identity",
-    "identity_files",
-    multiple=True,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="An identity file (as `bidding keygen` writes); repeat for several.",
-)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here.")
-@click.argument(
-    "input_path",
-    metavar="[INPUT]",
-    required=False,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-)
-def unseal(identity_files: tuple[Path, ...], output: Path | None, input_path: Path | None) -> None:
+def unseal_command(args: argparse.Namespace) -> None:
     """Unseal an age file from INPUT (or stdin) with the identities."""
-    identities = [
-        identity
-        for path in identity_files
-        for identity in _parse(age.parse_identities, _read_text(path), where=str(path))
-    ]
-    with _input(input_path) as (src, size), _output(output) as dst, _progress(size) as progress:
+    identities = []
+    for path in args.identities:
+        try:
+            identities += age.parse_identities(path.read_text(encoding="utf-8"))
+        except age.KeyFormatError as exc:
+            raise CommandError(f"{path}: {exc}") from None
+        except UnicodeDecodeError:
+            raise CommandError(f"{path}: not a text identity file") from None
+    with _streams(args.input, args.output) as (src, size, dst), _progress(size) as progress:
         age.unseal(src, dst, identities, progress=progress)
 
 
-def _parse(parse: Callable[[str], T], text: str, *, where: str = "") -> T:
-    try:
-        return parse(text)
-    except age.KeyFormatError as exc:
-        fail(f"{where}: {exc}" if where else str(exc))
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"cannot read {path}: {exc}")
-
-
 @contextlib.contextmanager
-def _input(path: Path | None) -> Iterator[tuple[BinaryIO, int | None]]:
-    if path is None:
-        yield sys.stdin.buffer, None
-        return
-    with path.open("rb") as src:
-        yield src, os.fstat(src.fileno()).st_size
+def _streams(
+    input_path: Path | None, output_path: Path | None
+) -> Iterator[tuple[BinaryIO, int | None, BinaryIO]]:
+    """The input with its size if known, and the output.
+
+    An output file appears only once complete, so a failure never leaves a partial
+    plaintext that looks whole.
+    """
+    with contextlib.ExitStack() as stack:
+        if input_path is None:
+            src, size = sys.stdin.buffer, None
+        else:
+            src = stack.enter_context(input_path.open("rb"))
+            size = os.fstat(src.fileno()).st_size
+        if output_path is None:
+            yield src, size, sys.stdout.buffer
+            sys.stdout.buffer.flush()
+            return
+        target = output_path.resolve()
+        fd, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+        )
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                yield src, size, dst
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
 
 
-@contextlib.contextmanager
-def _output(path: Path | None) -> Iterator[BinaryIO]:
-    """Stdout, or a file that appears only once it is complete: no partial plaintext left."""
-    if path is None:
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
-        return
-    path = path.resolve()
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as dst:
-            yield dst
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+class _ProgressBar:
+    """A one-line progress bar on a terminal, redrawn at most ten times a second."""
+
+    def __init__(self, total: int, stream: TextIO) -> None:
+        self.total, self.stream, self.drawn_at = total, stream, 0.0
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.drawn_at >= 0.1 or done >= self.total:
+            self.drawn_at = now
+            fraction = min(done / self.total, 1.0)
+            bar = "#" * int(fraction * 30)
+            mib = 1024 * 1024
+            self.stream.write(
+                f"\r[{bar:<30}] {fraction:4.0%}  {done // mib}/{self.total // mib} MiB"
+            )
+            self.stream.flush()
+
+    def finish(self) -> None:
+        self.stream.write("\n")
 
 
 @contextlib.contextmanager
@@ -154,35 +172,29 @@ def _progress(size: int | None) -> Iterator[age.Progress | None]:
     if size is None or size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         yield None
         return
-    with click.progressbar(length=size, file=sys.stderr, show_pos=False, width=40) as bar:
-        done = 0
-
-        def advance(total: int) -> None:
-            nonlocal done
-            bar.update(min(total, size) - done)
-            done = min(total, size)
-
-        yield advance
-        bar.update(size - done)
-
-
-def main() -> NoReturn:
-    """Entry point: every failure ends with one line on stderr and a non-zero exit."""
+    bar = _ProgressBar(size, sys.stderr)
     try:
-        cli.main(standalone_mode=False, prog_name="bidding")
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        click.echo(f"bidding: error: {exc.format_message()}", err=True)
-        sys.exit(exc.exit_code)
-    except age.AgeError as exc:
-        click.echo(f"bidding: error: {exc}", err=True)
-        sys.exit(1)
+        yield bar
+    finally:
+        bar.finish()
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point: every failure ends with one line on stderr and a non-zero exit."""
+    args = _build_parser().parse_args(argv)
+    run: Callable[[argparse.Namespace], None] = args.run
+    try:
+        run(args)
+    except (CommandError, age.AgeError) as exc:
+        _fail(str(exc))
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        click.echo(f"bidding: error: {where}{exc.strerror or exc}", err=True)
-        sys.exit(1)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("bidding: interrupted", err=True)
-        sys.exit(130)
+        _fail(f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        _fail("interrupted", status=130)
     sys.exit(0)
+
+
+def _fail(message: str, *, status: int = 1) -> NoReturn:
+    print(f"bidding: error: {message}", file=sys.stderr)
+    sys.exit(status)

@@ -8,11 +8,14 @@ memory stays flat whatever the size of the file.
 
 import base64
 import binascii
+import contextlib
 import hmac
 import io
 import os
+import queue
 import re
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -41,6 +44,10 @@ _STANZA_PREFIX = b"-> "
 _MAC_PREFIX = b"---"
 _BODY_COLUMNS = 64
 _BASE64_LINE = re.compile(rb"[A-Za-z0-9+/]*")
+
+# Reads go in blocks of several chunks, a few blocks ahead: a few MiB however big the file.
+_PIECES_PER_BLOCK = 16
+_READ_AHEAD_BLOCKS = 4
 
 Progress = Callable[[int], None]
 
@@ -420,6 +427,55 @@ class _Source:
             filled += count
         return filled
 
+    def pieces(self, size: int) -> Generator[memoryview, None, None]:
+        """Consecutive pieces of `size` bytes; only the last may be shorter (never empty).
+
+        A piece stays valid while the consumer asks for one more piece, so that it can look
+        one piece ahead; a background thread reads ahead so that I/O overlaps cipher work.
+        """
+        block_size = size * _PIECES_PER_BLOCK
+        free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        filled: queue.SimpleQueue[tuple[bytearray, int] | BaseException] = queue.SimpleQueue()
+        stop = threading.Event()
+        for _ in range(_READ_AHEAD_BLOCKS):
+            free.put(bytearray(block_size))
+
+        def read_blocks() -> None:
+            try:
+                while True:
+                    buffer = free.get()
+                    if stop.is_set():
+                        return
+                    count = self.read_full(buffer)
+                    filled.put((buffer, count))
+                    if count < block_size:
+                        return
+            except BaseException as exc:  # handed to the consumer, which raises it
+                filled.put(exc)
+
+        thread = threading.Thread(target=read_blocks, name="age-read-ahead", daemon=True)
+        thread.start()
+        previous: bytearray | None = None
+        try:
+            while True:
+                item = filled.get()
+                if isinstance(item, BaseException):
+                    raise item
+                buffer, count = item
+                # Recycle a block only once its successor is out, so the consumer can still
+                # hold the last piece of the block before while it looks ahead.
+                if previous is not None:
+                    free.put(previous)
+                previous = buffer
+                view = memoryview(buffer)
+                for offset in range(0, count, size):
+                    yield view[offset : min(offset + size, count)]
+                if count < block_size:
+                    return
+        finally:
+            stop.set()
+            free.put(bytearray())  # wakes the reader if it waits for a buffer
+
 
 # --- sealing -------------------------------------------------------------------------------
 
@@ -439,26 +495,24 @@ def seal(
     nonce = os.urandom(NONCE_SIZE)
     dst.write(nonce)
     aead = ChaCha20Poly1305(_hkdf(file_key, salt=nonce, info=b"payload"))
-    source = _Source(src)
-    current, ahead = bytearray(CHUNK_SIZE), bytearray(CHUNK_SIZE)
     out = bytearray(ENCRYPTED_CHUNK_SIZE)
-    size = source.read_full(current)
     counter = total = 0
-    while True:
-        # Only a look at the next chunk tells whether this one is the last.
-        ahead_size = source.read_full(ahead) if size == CHUNK_SIZE else 0
-        last = ahead_size == 0
-        nonce = _stream_nonce(counter, last=last)
-        sealed = memoryview(out)[: size + TAG_SIZE]
-        aead.encrypt_into(nonce, memoryview(current)[:size], None, sealed)
-        dst.write(sealed)
-        total += size
-        if progress is not None:
-            progress(total)
-        if last:
-            return total
-        current, ahead, size = ahead, current, ahead_size
-        counter += 1
+    with contextlib.closing(_Source(src).pieces(CHUNK_SIZE)) as pieces:
+        current = next(pieces, memoryview(b""))
+        while True:
+            # Only a look at the next piece tells whether a full one is the last.
+            following = next(pieces, None) if len(current) == CHUNK_SIZE else None
+            last = following is None
+            sealed = memoryview(out)[: len(current) + TAG_SIZE]
+            aead.encrypt_into(_stream_nonce(counter, last=last), current, None, sealed)
+            dst.write(sealed)
+            total += len(current)
+            if progress is not None:
+                progress(total)
+            if following is None:
+                return total
+            current = following
+            counter += 1
 
 
 def seal_bytes(plaintext: bytes, recipients: Sequence[Recipient]) -> bytes:
@@ -521,38 +575,39 @@ def _decrypt_payload(
     if source.read_full(nonce) != NONCE_SIZE:
         raise HeaderError("truncated file: payload nonce missing")
     aead = ChaCha20Poly1305(_hkdf(file_key, salt=bytes(nonce), info=b"payload"))
-    buffer, out = bytearray(ENCRYPTED_CHUNK_SIZE), bytearray(CHUNK_SIZE)
-    size = source.read_full(buffer)
+    out = bytearray(CHUNK_SIZE)
     counter = total = 0
-    while True:
-        if size < TAG_SIZE:
-            what = "no payload" if counter == 0 and size == 0 else f"chunk {counter} truncated"
-            raise PayloadError(f"{what}: the file is truncated")
-        chunk, plain = memoryview(buffer)[:size], memoryview(out)[: size - TAG_SIZE]
-        # A short chunk must be the last one; a full one may be either, so try both.
-        full = size == ENCRYPTED_CHUNK_SIZE
-        last = not full
-        try:
-            aead.decrypt_into(_stream_nonce(counter, last=last), chunk, None, plain)
-        except InvalidTag:
-            if not full:
-                raise PayloadError(f"chunk {counter} failed authentication") from None
+    with contextlib.closing(source.pieces(ENCRYPTED_CHUNK_SIZE)) as pieces:
+        chunk = next(pieces, None)
+        while True:
+            if chunk is None or len(chunk) < TAG_SIZE:
+                what = "no payload" if chunk is None else f"chunk {counter} is truncated"
+                raise PayloadError(f"{what}: the file is truncated")
+            plain = memoryview(out)[: len(chunk) - TAG_SIZE]
+            # A short chunk must be the last one; a full one may be either, so try both.
+            full = len(chunk) == ENCRYPTED_CHUNK_SIZE
+            last = not full
             try:
-                aead.decrypt_into(_stream_nonce(counter, last=True), chunk, None, plain)
+                aead.decrypt_into(_stream_nonce(counter, last=last), chunk, None, plain)
             except InvalidTag:
-                raise PayloadError(f"chunk {counter} failed authentication") from None
-            last = True
-        if last and counter > 0 and not plain:
-            raise PayloadError("the final chunk is empty: only an empty payload may end so")
-        dst.write(plain)
-        total += len(plain)
-        if progress is not None:
-            progress(total)
-        if last:
-            if full and source.read_full(bytearray(1)):
-                raise PayloadError("trailing data after the final chunk")
-            return total
-        size = source.read_full(buffer)
-        if size == 0:
-            raise PayloadError("the file is truncated: the final chunk is missing")
-        counter += 1
+                if not full:
+                    raise PayloadError(f"chunk {counter} failed authentication") from None
+                try:
+                    aead.decrypt_into(_stream_nonce(counter, last=True), chunk, None, plain)
+                except InvalidTag:
+                    raise PayloadError(f"chunk {counter} failed authentication") from None
+                last = True
+            if last and counter > 0 and not plain:
+                raise PayloadError("the final chunk is empty: only an empty payload may end so")
+            dst.write(plain)
+            total += len(plain)
+            if progress is not None:
+                progress(total)
+            if last:
+                if next(pieces, None) is not None:
+                    raise PayloadError("trailing data after the final chunk")
+                return total
+            chunk = next(pieces, None)
+            if chunk is None:
+                raise PayloadError("the file is truncated: the final chunk is missing")
+            counter += 1

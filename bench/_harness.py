@@ -1,0 +1,63 @@
+"""Shared harness for the age benchmarks: one command against another, alternating runs."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+def bidding_command() -> list[str]:
+    """The installed `bidding` command next to this interpreter."""
+    return [str(Path(sys.executable).with_name("bidding"))]
+
+
+def age_command() -> str:
+    path = shutil.which("age")
+    if path is None:
+        sys.exit("the age command is needed for this benchmark (apt-get install age)")
+    return path
+
+
+def random_file(path: Path, size: int) -> None:
+    with path.open("wb") as out:
+        remaining = size
+        while remaining:
+            step = min(remaining, 16 * MIB)
+            out.write(os.urandom(step))
+            remaining -= step
+
+
+def best_seconds(commands: dict[str, Sequence[str]], *, stdin: Path, runs: int) -> dict[str, float]:
+    """Run each command `runs` times, alternating; the best wall time of each, output discarded."""
+    best = dict.fromkeys(commands, float("inf"))
+    for _ in range(runs):
+        for name, command in commands.items():
+            with stdin.open("rb") as src:
+                start = time.perf_counter()
+                subprocess.run(command, stdin=src, stdout=subprocess.DEVNULL, check=True)
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def report(bench: str, size: int, seconds: dict[str, float]) -> None:
+    ours = size / seconds["ours"] / 1e6
+    theirs = size / seconds["age_cli"] / 1e6
+    line = {
+        "bench": bench,
+        "bytes": size,
+        "ours_mb_s": round(ours, 1),
+        "age_cli_mb_s": round(theirs, 1),
+        "ratio": round(ours / theirs, 3),
+    }
+    print(json.dumps(line))
+
+
+def workdir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="bidding-bench-")
