@@ -1,0 +1,5 @@
+"""`python -m bidding` runs the `bidding` command."""
+
+from bidding.cli import main
+
+main()

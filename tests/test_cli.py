@@ -1,0 +1,142 @@
+"""The `bidding` command as a user runs it: a real process, real files, real pipes."""
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bidding.crypto import age
+
+CHUNK = age.CHUNK_SIZE
+
+
+def bidding(
+    *args: str, stdin: bytes = b"", cwd: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "bidding", *args], input=stdin, capture_output=True, cwd=cwd
+    )
+
+
+def error_line(result: subprocess.CompletedProcess[bytes]) -> str:
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def key(tmp_path: Path) -> tuple[Path, age.Identity]:
+    path = tmp_path / "bidder.key"
+    result = bidding("keygen", "-o", str(path))
+    assert result.returncode == 0, result.stderr
+    return path, age.parse_identities(path.read_text())[0]
+
+
+class TestKeygen:
+    def test_writes_a_private_identity_file_with_its_recipient(
+        self, key: tuple[Path, age.Identity]
+    ) -> None:
+        path, identity = key
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        text = path.read_text()
+        assert f"# public key: {identity.recipient}\n" in text
+        assert text.rstrip().endswith(str(identity))
+
+    def test_refuses_to_overwrite_a_key(self, key: tuple[Path, age.Identity]) -> None:
+        path, _ = key
+        before = path.read_bytes()
+        result = bidding("keygen", "-o", str(path))
+        assert result.returncode == 1
+        assert "already exists" in error_line(result)
+        assert path.read_bytes() == before
+
+    def test_prints_to_stdout_without_a_file(self) -> None:
+        result = bidding("keygen")
+        assert result.returncode == 0
+        identities = age.parse_identities(result.stdout.decode())
+        assert f"Public key: {identities[0].recipient}" in result.stderr.decode()
+
+
+class TestSealAndUnseal:
+    def test_round_trip_through_files(self, tmp_path: Path, key: tuple[Path, age.Identity]) -> None:
+        path, identity = key
+        plain = tmp_path / "bid.json"
+        plain.write_bytes(os.urandom(2 * CHUNK + 7))
+        sealed, opened = tmp_path / "bid.age", tmp_path / "opened.json"
+        result = bidding("seal", "-r", str(identity.recipient), "-o", str(sealed), str(plain))
+        assert result.returncode == 0, result.stderr
+        result = bidding("unseal", "-i", str(path), "-o", str(opened), str(sealed))
+        assert result.returncode == 0, result.stderr
+        assert opened.read_bytes() == plain.read_bytes()
+
+    def test_round_trip_through_pipes_with_two_recipients(
+        self, key: tuple[Path, age.Identity], tmp_path: Path
+    ) -> None:
+        path, identity = key
+        other = age.Identity.generate()
+        data = b'{"price": "1234567.89", "duration_days": 180}'
+        sealed = bidding(
+            "seal", "-r", str(identity.recipient), "-r", str(other.recipient), stdin=data
+        )
+        assert sealed.returncode == 0
+        assert age.unseal_bytes(sealed.stdout, [other]) == data
+        opened = bidding("unseal", "-i", str(path), stdin=sealed.stdout)
+        assert opened.returncode == 0 and opened.stdout == data
+
+    def test_a_damaged_file_leaves_no_output_file(
+        self, tmp_path: Path, key: tuple[Path, age.Identity]
+    ) -> None:
+        path, identity = key
+        sealed = bytearray(age.seal_bytes(os.urandom(3 * CHUNK), [identity.recipient]))
+        sealed[-100] ^= 1  # in the last chunk: two good chunks come before it
+        damaged, opened = tmp_path / "bid.age", tmp_path / "opened"
+        damaged.write_bytes(sealed)
+        result = bidding("unseal", "-i", str(path), "-o", str(opened), str(damaged))
+        assert result.returncode == 1
+        assert "chunk 2 failed authentication" in error_line(result)
+        assert sorted(tmp_path.iterdir()) == sorted([path, damaged])
+
+    def test_the_wrong_identity_is_one_clear_line(
+        self, tmp_path: Path, key: tuple[Path, age.Identity]
+    ) -> None:
+        path, _ = key
+        sealed = age.seal_bytes(b"bid", [age.Identity.generate().recipient])
+        result = bidding("unseal", "-i", str(path), stdin=sealed)
+        assert result.returncode == 1 and result.stdout == b""
+        assert (
+            error_line(result) == "bidding: error: no identity matches any recipient of this file"
+        )
+
+    @pytest.mark.parametrize(
+        ("args", "status", "message"),
+        [
+            (["seal", "-r", "age1notakey"], 1, "invalid recipient"),
+            (["seal"], 2, "-r/--recipient"),
+            (["unseal", "-i", "/nonexistent/key"], 1, "No such file or directory"),
+            (["seal", "-r", "ssh-ed25519 AAAA"], 1, "unsupported recipient type"),
+            (["frobnicate"], 2, "invalid choice"),
+            ([], 2, "required"),
+        ],
+    )
+    def test_every_failure_is_one_line_and_a_non_zero_status(
+        self, args: list[str], status: int, message: str
+    ) -> None:
+        result = bidding(*args, stdin=b"x")
+        assert result.returncode == status
+        assert message in error_line(result)
+
+    def test_not_an_age_file(self, key: tuple[Path, age.Identity]) -> None:
+        path, _ = key
+        result = bidding("unseal", "-i", str(path), stdin=b'{"price": "1"}')
+        assert result.returncode == 1
+        assert "not an age file" in error_line(result)
+
+    def test_a_non_key_identity_file_is_refused(self, tmp_path: Path) -> None:
+        bogus = tmp_path / "bogus.key"
+        bogus.write_text("AGE-SECRET-KEY-1QQQQ\n")
+        result = bidding("unseal", "-i", str(bogus), stdin=b"")
+        assert result.returncode == 1
+        assert error_line(result).startswith(f"bidding: error: {bogus}: line 1: invalid identity")
