@@ -8,7 +8,7 @@ import argparse
 import subprocess
 from pathlib import Path
 
-from _harness import MIB, age_command, bidding_command, random_file, report, best_seconds, workdir
+from _harness import MIB, age_command, best_seconds, bidding_command, random_file, report, workdir
 
 
 def main() -> None:
@@ -21,7 +21,9 @@ def main() -> None:
     with workdir() as folder:
         base = Path(folder)
         key = base / "key.txt"
-        subprocess.run([*bidding_command(), "keygen", "-o", str(key)], check=True, capture_output=True)
+        subprocess.run(
+            [*bidding_command(), "keygen", "-o", str(key)], check=True, capture_output=True
+        )
         recipient = key.read_text().split("# public key: ")[1].split()[0]
         plain, sealed = base / "plain", base / "plain.age"
         random_file(plain, size)

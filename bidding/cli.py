@@ -8,10 +8,8 @@ import argparse
 import contextlib
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, NoReturn, TextIO
 
@@ -71,7 +69,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def keygen_command(args: argparse.Namespace) -> None:
     """Generate an age X25519 identity, with its recipient in a comment line."""
     identity = age.Identity.generate()
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     text = f"# created: {created}\n# public key: {identity.recipient}\n{identity}\n"
     output: Path | None = args.output
     if output is None:
@@ -132,9 +130,8 @@ def _streams(
             sys.stdout.buffer.flush()
             return
         target = output_path.resolve()
-        fd, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-        )
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as dst:
                 yield src, size, dst

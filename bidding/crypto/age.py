@@ -16,8 +16,7 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -129,15 +128,38 @@ def _shorten(text: str) -> str:
     return text if len(text) <= 24 else text[:20] + "…"
 
 
-@dataclass(frozen=True)
-class Recipient:
+class _Key:
+    """Thirty-two raw key bytes, compared by value.
+
+    A plain class rather than a dataclass: importing dataclasses costs every CLI run time.
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != 32:
+            raise KeyFormatError(f"an X25519 key is 32 bytes, not {len(raw)}")
+        self._raw = bytes(raw)
+
+    def __eq__(self, other: Any) -> bool:
+        return type(other) is type(self) and hmac.compare_digest(self._raw, other._raw)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._raw))
+
+
+class Recipient(_Key):
     """An X25519 public key that files can be sealed to: `age1…`."""
 
-    public_bytes: bytes
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if len(self.public_bytes) != 32:
-            raise KeyFormatError("an X25519 recipient is 32 bytes")
+    @property
+    def public_bytes(self) -> bytes:
+        """The raw 32-byte public key."""
+        return self._raw
+
+    def __repr__(self) -> str:
+        return f"Recipient({str(self)!r})"
 
     @classmethod
     def parse(cls, text: str) -> "Recipient":
@@ -173,15 +195,19 @@ class Recipient:
         return Stanza("X25519", (b64encode(share),), body)
 
 
-@dataclass(frozen=True)
-class Identity:
+class Identity(_Key):
     """An X25519 secret key that unseals files: `AGE-SECRET-KEY-1…`."""
 
-    secret_bytes: bytes = field(repr=False)
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if len(self.secret_bytes) != 32:
-            raise KeyFormatError("an X25519 identity is 32 bytes")
+    @property
+    def secret_bytes(self) -> bytes:
+        """The raw 32-byte secret key."""
+        return self._raw
+
+    def __repr__(self) -> str:
+        # Never the secret: reprs end up in logs and tracebacks.
+        return f"Identity(recipient={str(self.recipient)!r})"
 
     @classmethod
     def generate(cls) -> "Identity":
@@ -262,8 +288,7 @@ def parse_identities(text: str) -> list[Identity]:
 # --- header --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Stanza:
+class Stanza(NamedTuple):
     """One recipient stanza: a type, its arguments and a body that wraps the file key."""
 
     type: str
@@ -280,8 +305,7 @@ class Stanza:
         return b"".join([_STANZA_PREFIX, line, b"\n", *(chunk + b"\n" for chunk in lines)])
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """A parsed header: its stanzas, its MAC and the exact bytes the MAC covers."""
 
     stanzas: tuple[Stanza, ...]
