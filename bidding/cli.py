@@ -184,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         run(args)
     except (CommandError, age.AgeError) as exc:
         _fail(str(exc))
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as other filters do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{exc.strerror or exc}")

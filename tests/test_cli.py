@@ -140,3 +140,45 @@ class TestSealAndUnseal:
         result = bidding("unseal", "-i", str(bogus), stdin=b"")
         assert result.returncode == 1
         assert error_line(result).startswith(f"bidding: error: {bogus}: line 1: invalid identity")
+
+
+class TestProgress:
+    def test_the_bar_reaches_the_full_size_on_a_single_line(self) -> None:
+        import io
+
+        from bidding.cli import _ProgressBar
+
+        screen = io.StringIO()
+        bar = _ProgressBar(64 * 1024 * 1024, screen)
+        bar(1024 * 1024)
+        bar(64 * 1024 * 1024)
+        bar.finish()
+        frames = screen.getvalue().split("\r")[1:]
+        assert frames[0].startswith("[") and " 2%" in frames[0] and "1/64 MiB" in frames[0]
+        assert frames[-1] == f"[{'#' * 30}] 100%  64/64 MiB\n"
+
+    def test_no_bar_when_stderr_is_not_a_terminal(
+        self, tmp_path: Path, key: tuple[Path, age.Identity]
+    ) -> None:
+        _, identity = key
+        plain = tmp_path / "big"
+        plain.write_bytes(bytes(9 * 1024 * 1024))
+        result = bidding(
+            "seal", "-r", str(identity.recipient), "-o", str(tmp_path / "o"), str(plain)
+        )
+        assert result.returncode == 0 and result.stderr == b""
+
+    def test_a_closed_pipe_ends_quietly(self, key: tuple[Path, age.Identity]) -> None:
+        path, identity = key
+        sealed = age.seal_bytes(os.urandom(8 * CHUNK), [identity.recipient])
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bidding", "unseal", "-i", str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stdin is not None
+        process.stdout.close()  # the reader goes away before reading anything
+        _, stderr = process.communicate(sealed)
+        assert process.returncode == 1
+        assert stderr == b""

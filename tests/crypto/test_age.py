@@ -1,5 +1,6 @@
 """Our age implementation: keys, round trips, interoperability, and hostile input."""
 
+import hashlib
 import io
 import os
 import shutil
@@ -401,3 +402,74 @@ class TestHostileInput:
             age.b64decode("AA==")
         with pytest.raises(age.HeaderError):
             age.b64decode("A")
+
+
+class TestResources:
+    def test_memory_stays_flat_for_a_large_stream(self, identity: age.Identity) -> None:
+        import tracemalloc
+
+        size = 48 * 1024 * 1024
+
+        class Zeros(io.RawIOBase):
+            """A large plaintext that is never held in memory."""
+
+            def __init__(self) -> None:
+                self.left = size
+
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, buffer: "memoryview") -> int:  # type: ignore[override]
+                count = min(len(buffer), self.left)
+                buffer[:count] = bytes(count)
+                self.left -= count
+                return count
+
+        class Pipe(io.RawIOBase):
+            """Hands what seal writes straight to a second stream, without keeping it."""
+
+            def __init__(self) -> None:
+                self.written = 0
+                self.digest = hashlib.sha256()
+
+            def writable(self) -> bool:
+                return True
+
+            def write(self, data: "bytes | memoryview") -> int:  # type: ignore[override]
+                self.digest.update(data)
+                self.written += len(data)
+                return len(data)
+
+        tracemalloc.start()
+        try:
+            sink = Pipe()
+            age.seal(Zeros(), sink, [identity.recipient])  # type: ignore[arg-type]
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert sink.written > size
+        assert peak < 8 * 1024 * 1024, f"peak {peak} bytes for a {size}-byte stream"
+
+    def test_no_reader_thread_outlives_a_failure(self, identity: age.Identity) -> None:
+        import threading
+
+        sealed = bytearray(seal(os.urandom(40 * CHUNK), identity.recipient))
+        sealed[300] ^= 1  # the first chunk: unsealing stops long before the end
+        error, _ = unseal_released(bytes(sealed), identity)
+        assert isinstance(error, age.PayloadError)
+        for thread in threading.enumerate():
+            if thread.name == "age-read-ahead":
+                thread.join(timeout=5)
+                assert not thread.is_alive()
+
+    def test_a_read_error_reaches_the_caller(self, identity: age.Identity) -> None:
+        sealed = seal(os.urandom(20 * CHUNK), identity.recipient)
+
+        class Failing(io.BytesIO):
+            def readinto(self, buffer: "memoryview") -> int:  # type: ignore[override]
+                if self.tell() > 5 * CHUNK:
+                    raise OSError("disk read error")
+                return super().readinto(buffer)
+
+        with pytest.raises(OSError, match="disk read error"):
+            age.unseal(Failing(sealed), io.BytesIO(), [identity])
