@@ -163,9 +163,4 @@ def _is_hash(value: object) -> bool:
 
 
 def _is_proof(proof: object) -> bool:
-    # bytes and str are Sequences too; a proof is a sequence *of* hashes.
-    return (
-        isinstance(proof, Sequence)
-        and not isinstance(proof, bytes | str)
-        and all(_is_hash(element) for element in proof)
-    )
+    return isinstance(proof, Sequence) and all(_is_hash(element) for element in proof)

@@ -206,10 +206,6 @@ class TestHashes:
         left, right = _sha256(b"l"), _sha256(b"r")
         assert merkle.node_hash(left, right) == _sha256(b"\x01" + left + right)
 
-    def test_an_interior_node_cannot_pass_as_a_leaf(self) -> None:
-        left, right = LEAVES[0], LEAVES[1]
-        assert merkle.node_hash(left, right) != merkle.leaf_hash(left + right)
-
 
 class TestKnownAnswers:
     @pytest.mark.parametrize("size", range(len(CT_ROOTS)))
@@ -361,7 +357,26 @@ class TestVerifyInclusion:
             leaf_hash=forged, index=0, tree_size=2, proof=proof, root=ROOTS[4]
         )
 
-    @pytest.mark.parametrize(("index", "tree_size"), [(4, 4), (5, 4), (-1, 4), (0, 0), (0, -1)])
+    def test_rejects_a_path_longer_than_the_claimed_tree_is_deep(self) -> None:
+        # The last leaf of a 2^k tree has only left siblings, so extra steps would hash "right";
+        # the verifier must stop once the claimed tree's height is used up.
+        for size in (4, 8, 16, 32, 64):
+            proof = merkle.inclusion_proof(LEAVES[:size], size - 1)
+            for claimed in (2, 4, 8, 16, 32):
+                if claimed < size:
+                    assert not merkle.verify_inclusion(
+                        leaf_hash=LEAVES[size - 1],
+                        index=claimed - 1,
+                        tree_size=claimed,
+                        proof=proof,
+                        root=ROOTS[size],
+                    ), (size, claimed)
+
+    # A one-leaf tree's root is its leaf and its proof is empty, so only the range check
+    # stops the (1, 1) and (2, 1) cases.
+    @pytest.mark.parametrize(
+        ("index", "tree_size"), [(1, 1), (2, 1), (4, 4), (5, 4), (-1, 4), (0, 0), (0, -1)]
+    )
     def test_rejects_an_index_outside_the_tree(self, index: int, tree_size: int) -> None:
         assert not merkle.verify_inclusion(
             leaf_hash=LEAVES[0], index=index, tree_size=tree_size, proof=[], root=LEAVES[0]
@@ -375,6 +390,8 @@ class TestVerifyInclusion:
         "malformed",
         [
             {"leaf_hash": LEAVES[0][:31]},
+            {"leaf_hash": b"", "root": b"", "tree_size": 1, "proof": []},
+            {"leaf_hash": b"x" * 33, "root": b"x" * 33, "tree_size": 1, "proof": []},
             {"leaf_hash": "00" * 32},
             {"root": ROOTS[5] + b"\x00"},
             {"root": None},
@@ -524,6 +541,7 @@ class TestVerifyConsistency:
         "malformed",
         [
             {"old_root": ROOTS[3][:31]},
+            {"old_root": b"x", "new_root": b"x", "new_size": 3, "proof": []},
             {"new_root": "00" * 32},
             {"proof": [b"\x00" * 31]},
             {"proof": [None]},
