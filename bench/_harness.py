@@ -1,5 +1,6 @@
 """Shared harness for the age benchmarks: one command against another, alternating runs."""
 
+import argparse
 import json
 import os
 import shutil
@@ -7,10 +8,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 MIB = 1024 * 1024
+
+Commands = dict[str, Sequence[str]]
 
 
 def bidding_command() -> list[str]:
@@ -40,7 +43,7 @@ def random_file(path: Path, size: int) -> None:
             remaining -= step
 
 
-def best_seconds(commands: dict[str, Sequence[str]], *, stdin: Path, runs: int) -> dict[str, float]:
+def best_seconds(commands: Commands, *, stdin: Path, runs: int) -> dict[str, float]:
     """Run each command `runs` times, alternating; the best wall time of each, output discarded."""
     best = dict.fromkeys(commands, float("inf"))
     for _ in range(runs):
@@ -65,5 +68,29 @@ def report(bench: str, size: int, seconds: dict[str, float]) -> None:
     print(json.dumps(line))
 
 
-def workdir() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="bidding-bench-")
+class Setup:
+    """A fresh identity and a random plaintext of the requested size, in a temporary folder."""
+
+    def __init__(self, folder: Path, size: int) -> None:
+        self.size = size
+        self.age = age_command()
+        self.key = folder / "key.txt"
+        subprocess.run(
+            [*bidding_command(), "keygen", "-o", str(self.key)], check=True, capture_output=True
+        )
+        self.recipient = self.key.read_text().split("# public key: ")[1].split()[0]
+        self.plain = folder / "plain"
+        random_file(self.plain, size)
+
+
+def run(bench: str, doc: str | None, timed: Callable[[Setup], tuple[Commands, Path]]) -> None:
+    """Parse the common options, set up, time the commands `timed` gives, print the line."""
+    parser = argparse.ArgumentParser(description=doc)
+    parser.add_argument("--mib", type=int, default=256, help="plaintext size in MiB")
+    parser.add_argument("--runs", type=int, default=5, help="runs of each command (at least 3)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bidding-bench-") as folder:
+        setup = Setup(Path(folder), args.mib * MIB)
+        commands, stdin = timed(setup)
+        seconds = best_seconds(commands, stdin=stdin, runs=max(3, args.runs))
+    report(bench, setup.size, seconds)

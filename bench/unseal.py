@@ -4,40 +4,23 @@ Both read the sealed file from stdin and write the plaintext to /dev/null, so th
 the tool's own speed, not the disk's. Runs alternate; the best of each counts.
 """
 
-import argparse
 import subprocess
 from pathlib import Path
 
-from _harness import MIB, age_command, best_seconds, bidding_command, random_file, report, workdir
+from _harness import Commands, Setup, bidding_command, run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mib", type=int, default=256, help="plaintext size in MiB")
-    parser.add_argument("--runs", type=int, default=5, help="runs of each command (at least 3)")
-    args = parser.parse_args()
-    size = args.mib * MIB
-    age = age_command()
-    with workdir() as folder:
-        base = Path(folder)
-        key = base / "key.txt"
-        subprocess.run(
-            [*bidding_command(), "keygen", "-o", str(key)], check=True, capture_output=True
-        )
-        recipient = key.read_text().split("# public key: ")[1].split()[0]
-        plain, sealed = base / "plain", base / "plain.age"
-        random_file(plain, size)
-        subprocess.run([age, "-r", recipient, "-o", str(sealed), str(plain)], check=True)
-        seconds = best_seconds(
-            {
-                "ours": [*bidding_command(), "unseal", "-i", str(key)],
-                "age_cli": [age, "-d", "-i", str(key)],
-            },
-            stdin=sealed,
-            runs=max(3, args.runs),
-        )
-    report("unseal", size, seconds)
+def timed(setup: Setup) -> tuple[Commands, Path]:
+    sealed = setup.plain.with_suffix(".age")
+    subprocess.run(
+        [setup.age, "-r", setup.recipient, "-o", str(sealed), str(setup.plain)], check=True
+    )
+    commands: Commands = {
+        "ours": [*bidding_command(), "unseal", "-i", str(setup.key)],
+        "age_cli": [setup.age, "-d", "-i", str(setup.key)],
+    }
+    return commands, sealed
 
 
 if __name__ == "__main__":
-    main()
+    run("unseal", __doc__, timed)
