@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/bidding --help
 
 test: $(STAMP)
-	$(BIN)/ruff check bidding tests bench
-	$(BIN)/ruff format --check bidding tests bench
+	$(BIN)/ruff check bidding tests bench alembic
+	$(BIN)/ruff format --check bidding tests bench alembic
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 

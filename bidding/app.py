@@ -1,0 +1,63 @@
+"""The web application: create_app() wires settings, database, keys, routers and errors."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bidding.auth.endpoints import router as auth_router
+from bidding.db import create_engine, create_session_factory, get_session, utcnow
+from bidding.errors import install_error_handlers
+from bidding.keys import load_platform_keys
+from bidding.settings import Settings
+from bidding.tenders.endpoints import router as tenders_router
+
+API_PREFIX = "/api/v1"
+
+health_router = APIRouter(tags=["health"])
+
+
+@health_router.get("/health")
+async def health(session: Annotated[AsyncSession, Depends(get_session)]) -> dict[str, Any]:
+    """Whether the service and its database answer."""
+    try:
+        await session.execute(text("SELECT 1"))
+        database = "ok"
+    except Exception as exc:  # reported, not raised: a health check must answer
+        database = f"unreachable: {type(exc).__name__}"
+    return {"status": "ok" if database == "ok" else "degraded", "database": database,
+            "server_time": utcnow()}  # fmt: skip
+
+
+def create_app(settings: Settings | None = None, *, manage_state: bool = True) -> FastAPI:
+    """Build the application. With manage_state=False the caller fills app.state (tests)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not manage_state:
+            yield
+            return
+        engine = create_engine(settings.resolved_database_url)
+        app.state.engine = engine
+        app.state.session_factory = create_session_factory(engine)
+        app.state.keys = load_platform_keys(settings)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Contactless bidding",
+        summary="Sealed bids, automatic openings, live and verifiable results.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (health_router, auth_router, tenders_router):
+        app.include_router(router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,1 @@
+"""Accounts: organizations, users, roles, passwords, tokens and the request's identity."""

@@ -1,0 +1,5 @@
+"""Auth HTTP endpoints (being written)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["auth"])

@@ -1,0 +1,127 @@
+"""Domain errors carry their HTTP status; one handler turns each into {"type", "detail"}."""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class DomainError(Exception):
+    """A refusal the client should see: a status, a stable type and a human detail."""
+
+    status_code = 400
+    type = "bad_request"
+
+    def __init__(self, detail: str, *, type: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if type is not None:
+            self.type = type
+        self.extra = extra
+
+
+class BadRequest(DomainError):
+    """400: the request is malformed."""
+
+
+class Unauthorized(DomainError):
+    """401: no valid credentials."""
+
+    status_code = 401
+    type = "unauthorized"
+
+
+class Forbidden(DomainError):
+    """403: authenticated, but not allowed."""
+
+    status_code = 403
+    type = "forbidden"
+
+
+class NotFound(DomainError):
+    """404: no such thing, or not visible to this caller."""
+
+    status_code = 404
+    type = "not_found"
+
+
+class Conflict(DomainError):
+    """409: the request conflicts with the current state."""
+
+    status_code = 409
+    type = "conflict"
+
+
+class PayloadTooLarge(DomainError):
+    """413: the body is larger than allowed."""
+
+    status_code = 413
+    type = "payload_too_large"
+
+
+class Unprocessable(DomainError):
+    """422: well-formed, but the content is refused."""
+
+    status_code = 422
+    type = "unprocessable"
+
+
+class TooManyRequests(DomainError):
+    """429: slow down."""
+
+    status_code = 429
+    type = "too_many_requests"
+
+
+_HTTP_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "too_many_requests",
+}
+
+
+def error_body(type: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The one JSON shape of every error."""
+    return {"type": type, "detail": detail, **extra}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error the app can raise through the one JSON shape."""
+
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DomainError)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        body = error_body(exc.type, exc.detail, **exc.extra)
+        return JSONResponse(jsonable_encoder(body), status_code=exc.status_code, headers=headers)
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"field": ".".join(str(part) for part in e["loc"]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        detail = f"{first['field']}: {first['message']}"
+        body = error_body("validation_error", detail, errors=errors)
+        return JSONResponse(jsonable_encoder(body), status_code=422)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        type = _HTTP_TYPES.get(exc.status_code, "error")
+        return JSONResponse(
+            error_body(type, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    app.add_exception_handler(DomainError, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)

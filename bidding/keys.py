@@ -1,0 +1,35 @@
+"""The platform's own keys: the master key that wraps tender secrets, the receipt signing key."""
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from bidding.crypto.custody import MasterKey, resolve_master_key
+from bidding.crypto.signing import SigningKey, load_or_create_signing_key
+from bidding.settings import Settings
+
+
+@dataclass(frozen=True)
+class PlatformKeys:
+    """Loaded once at start-up and kept in the app state."""
+
+    master: MasterKey
+    signing: SigningKey
+
+
+def load_platform_keys(settings: Settings) -> PlatformKeys:
+    """From the environment or from 0600 key files in the data dir, created on first start."""
+    text = settings.master_key.get_secret_value() if settings.master_key else None
+    if text is None and settings.environment == "production":
+        # A key file next to the database would travel with every backup of it.
+        raise RuntimeError("BIDDING_MASTER_KEY must be set in production")
+    return PlatformKeys(
+        master=resolve_master_key(text=text, path=settings.master_key_path),
+        signing=load_or_create_signing_key(settings.signing_key_path),
+    )
+
+
+def get_platform_keys(request: Request) -> PlatformKeys:
+    """Dependency: the keys loaded at start-up."""
+    keys: PlatformKeys = request.app.state.keys
+    return keys

@@ -1,0 +1,15 @@
+"""Every model, imported once so that the metadata Alembic compares is complete."""
+
+from bidding.auth.models import AccessToken, LoginFailure, Organization, User
+from bidding.db import Base
+from bidding.tenders.models import Tender, TenderAmendment
+
+__all__ = [
+    "AccessToken",
+    "Base",
+    "LoginFailure",
+    "Organization",
+    "Tender",
+    "TenderAmendment",
+    "User",
+]

@@ -1,0 +1,49 @@
+"""Settings from the environment (prefix BIDDING_), with embedded defaults for one machine."""
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GIB = 1024 * 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Everything the platform reads from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="BIDDING_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path("./var")
+    database_url: str | None = Field(
+        default=None, description="default: SQLite in the data dir; postgresql+asyncpg://… too"
+    )
+    master_key: SecretStr | None = Field(
+        default=None, description="base64 of 32 bytes; default: a 0600 key file in the data dir"
+    )
+    max_bid_bytes: int = Field(default=GIB, gt=0)
+    token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    min_bidding_period_seconds: int = Field(default=60, ge=0)
+    login_max_failures: int = Field(default=5, gt=0)
+    login_window_seconds: int = Field(default=900, gt=0)
+    cookie_secure: bool = False
+    demo: bool = True
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The database URL, SQLite in the data dir unless one is given."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'bidding.sqlite3').resolve()}"
+
+    @property
+    def master_key_path(self) -> Path:
+        """Where the master key file lives when no key is given in the environment."""
+        return self.data_dir / "keys" / "master.key"
+
+    @property
+    def signing_key_path(self) -> Path:
+        """Where the platform's Ed25519 signing key lives."""
+        return self.data_dir / "keys" / "signing.key"

@@ -1,0 +1,1 @@
+"""Tenders and their lifecycle: drafts, publication, amendments, cancellation."""

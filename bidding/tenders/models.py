@@ -1,0 +1,104 @@
+"""Tenders and their amendments."""
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Enum,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from bidding.db import Base, UTCDateTime, utcnow
+
+
+class TenderStatus(enum.StrEnum):
+    """The lifecycle of DESIGN §3."""
+
+    draft = "draft"
+    published = "published"
+    opening = "opening"
+    opened = "opened"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class OpeningMode(enum.StrEnum):
+    """Who decrypts the bids at the opening."""
+
+    platform = "platform"
+    bidder = "bidder"
+
+
+class Tender(Base):
+    """A call for bids. Money is kept as decimal text, exact on every backend."""
+
+    __tablename__ = "tenders"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    buyer_name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3), default="CNY")
+    ceiling_price: Mapped[str] = mapped_column(String(32))
+    floor_price: Mapped[str | None] = mapped_column(String(32))
+    bid_deadline: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    opening_mode: Mapped[OpeningMode] = mapped_column(
+        Enum(OpeningMode, native_enum=False, length=16), default=OpeningMode.platform
+    )
+    decryption_window_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    backup_decryption: Mapped[bool] = mapped_column(Boolean, default=False)
+    min_bids: Mapped[int] = mapped_column(Integer, default=3)
+    scoring: Mapped[dict[str, Any]] = mapped_column(JSON)
+    bid_fields: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    public_opening: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[TenderStatus] = mapped_column(
+        Enum(TenderStatus, native_enum=False, length=16), default=TenderStatus.draft, index=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
+    )
+    created_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_reason: Mapped[str | None] = mapped_column(Text)
+    # Set at publication: the public halves, and the secrets wrapped under the master key.
+    opening_recipient: Mapped[str | None] = mapped_column(String(100))
+    coefficient_commitment: Mapped[str | None] = mapped_column(String(64))
+    opening_identity_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+    coefficient_seed_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+    amendments: Mapped[list["TenderAmendment"]] = relationship(
+        back_populates="tender", order_by="TenderAmendment.number", lazy="selectin"
+    )
+
+
+class TenderAmendment(Base):
+    """One recorded change to a published tender: which fields, from what, to what."""
+
+    __tablename__ = "tender_amendments"
+    __table_args__ = (UniqueConstraint("tender_id", "number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tender_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenders.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    amended_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    amended_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    tender: Mapped[Tender] = relationship(back_populates="amendments")
