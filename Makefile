@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	@echo "The bidding service comes next; for now the 'bidding' command seals and unseals:"
-	$(BIN)/bidding --help
+	$(BIN)/bidding serve
 
 test: $(STAMP)
 	$(BIN)/ruff check bidding tests bench alembic

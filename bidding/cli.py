@@ -1,4 +1,4 @@
-"""The `bidding` command: keys, sealing and unsealing, and (later) the service itself.
+"""The `bidding` command: keys, sealing and unsealing, the service and its maintenance.
 
 argparse rather than a richer framework: `bidding unseal` is timed against `age -d`, and
 start-up time counts for every file a bidder seals.
@@ -11,9 +11,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, NoReturn, TextIO
+from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
 
 from bidding.crypto import age
+
+if TYPE_CHECKING:
+    # Imported where used: the service's imports would slow every `bidding unseal`.
+    from bidding.settings import Settings
 
 # Below this size a progress bar only flickers.
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -63,6 +67,20 @@ def _build_parser() -> argparse.ArgumentParser:
     unseal.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
     unseal.add_argument("input", nargs="?", type=Path, metavar="INPUT", help="default: stdin")
     unseal.set_defaults(run=unseal_command)
+
+    serve = commands.add_parser(
+        "serve", help="run the platform's web service", description=serve_command.__doc__
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.set_defaults(run=serve_command)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    upgrade = db_commands.add_parser(
+        "upgrade", help="apply the migrations", description=db_upgrade_command.__doc__
+    )
+    upgrade.set_defaults(run=db_upgrade_command)
     return parser
 
 
@@ -108,6 +126,59 @@ def unseal_command(args: argparse.Namespace) -> None:
             raise CommandError(f"{path}: not a text identity file") from None
     with _streams(args.input, args.output) as (src, size, dst), _progress(size) as progress:
         age.unseal(src, dst, identities, progress=progress)
+
+
+def serve_command(args: argparse.Namespace) -> None:
+    """Serve the platform; the embedded SQLite database is migrated first.
+
+    A PostgreSQL database is migrated by `bidding db upgrade` before the instances start,
+    so that several instances never race to migrate it.
+    """
+    import asyncio
+
+    import uvicorn
+
+    from bidding.app import create_app
+
+    settings = _settings()
+    if settings.resolved_database_url.startswith("sqlite"):
+        asyncio.run(_upgrade(settings))
+    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+
+
+def db_upgrade_command(args: argparse.Namespace) -> None:
+    """Apply every migration the database lacks (BIDDING_DATABASE_URL, or the SQLite default)."""
+    import asyncio
+
+    settings = _settings()
+    asyncio.run(_upgrade(settings))
+    print("database is up to date", file=sys.stderr)
+
+
+def _settings() -> "Settings":
+    from pydantic import ValidationError
+
+    from bidding.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "BIDDING_" + "_".join(str(part) for part in first["loc"]).upper()
+        raise CommandError(f"{name}: {first['msg']}") from None
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+async def _upgrade(settings: "Settings") -> None:
+    from bidding.db import create_engine
+    from bidding.migrations import upgrade
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
 
 
 @contextlib.contextmanager
