@@ -17,6 +17,10 @@ from bidding.crypto import age
 
 if TYPE_CHECKING:
     # Imported where used: the service's imports would slow every `bidding unseal`.
+    from collections.abc import AsyncIterator
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
     from bidding.settings import Settings
 
 # Below this size a progress bar only flickers.
@@ -81,6 +85,21 @@ def _build_parser() -> argparse.ArgumentParser:
         "upgrade", help="apply the migrations", description=db_upgrade_command.__doc__
     )
     upgrade.set_defaults(run=db_upgrade_command)
+
+    users = commands.add_parser("users", help="accounts")
+    users_commands = users.add_subparsers(dest="users_command", required=True, metavar="COMMAND")
+    create = users_commands.add_parser(
+        "create", help="create an account of any role", description=users_create_command.__doc__
+    )
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument(
+        "--role", required=True, choices=["admin", "officer", "supervisor", "bidder"]
+    )
+    create.add_argument("--name", dest="display_name", help="display name (default: the email)")
+    create.add_argument("--org-name", help="organization name (all roles but admin)")
+    create.add_argument("--org-code", help="its 18-character unified social credit code")
+    create.set_defaults(run=users_create_command)
     return parser
 
 
@@ -143,7 +162,27 @@ def serve_command(args: argparse.Namespace) -> None:
     settings = _settings()
     if settings.resolved_database_url.startswith("sqlite"):
         asyncio.run(_upgrade(settings))
+    if settings.demo and settings.environment != "production":
+        asyncio.run(_seed_demo(settings, f"http://{args.host}:{args.port}"))
     uvicorn.run(create_app(settings), host=args.host, port=args.port)
+
+
+async def _seed_demo(settings: "Settings", url: str) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from bidding import demo
+    from bidding.keys import load_platform_keys
+
+    keys = load_platform_keys(settings)
+    try:
+        async with _session(settings) as session:
+            accounts = await demo.seed(session=session, keys=keys, settings=settings)
+    except IntegrityError:
+        return  # another instance seeded the same empty database at the same moment
+    if accounts:
+        lines = [f"Demo data created (shown once; BIDDING_DEMO=0 turns this off). Open {url}"]
+        lines += [f"  {a.role.value:<10} {a.email:<28} {a.password}" for a in accounts]
+        print("\n".join(lines), file=sys.stderr)
 
 
 def db_upgrade_command(args: argparse.Namespace) -> None:
@@ -153,6 +192,53 @@ def db_upgrade_command(args: argparse.Namespace) -> None:
     settings = _settings()
     asyncio.run(_upgrade(settings))
     print("database is up to date", file=sys.stderr)
+
+
+def users_create_command(args: argparse.Namespace) -> None:
+    """Create an account of any role; officers, supervisors and bidders need an organization."""
+    import asyncio
+
+    settings = _settings()
+    if settings.resolved_database_url.startswith("sqlite"):
+        asyncio.run(_upgrade(settings))
+    email = asyncio.run(_create_user(settings, args))
+    print(f"created {args.role} {email}", file=sys.stderr)
+
+
+async def _create_user(settings: "Settings", args: argparse.Namespace) -> str:
+    from bidding.auth import service as auth_service
+    from bidding.auth.models import Role
+
+    async with _session(settings) as session:
+        user = await auth_service.create_user(
+            session=session,
+            email=args.email,
+            password=args.password,
+            display_name=args.display_name or args.email,
+            role=Role(args.role),
+            organization_name=args.org_name,
+            organization_code=args.org_code,
+        )
+        return user.email
+
+
+@contextlib.asynccontextmanager
+async def _session(settings: "Settings") -> "AsyncIterator[AsyncSession]":
+    """A session on the configured database that commits when the block succeeds.
+
+    A refusal from a service (a taken email, a mistyped credit code) becomes one error line.
+    """
+    from bidding.db import create_engine, create_session_factory
+    from bidding.errors import DomainError
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with create_session_factory(engine)() as session, session.begin():
+            yield session
+    except DomainError as exc:
+        raise CommandError(exc.detail) from None
+    finally:
+        await engine.dispose()
 
 
 def _settings() -> "Settings":

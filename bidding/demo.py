@@ -1,0 +1,115 @@
+"""Demo data for a first look: clearly labelled accounts and a tender whose deadline is near."""
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bidding.auth import service as auth_service
+from bidding.auth.models import Role, User
+from bidding.auth.uscc import check_character
+from bidding.db import utcnow
+from bidding.keys import PlatformKeys
+from bidding.settings import Settings
+from bidding.tenders import service as tenders_service
+from bidding.tenders.schemas import TenderCreate
+
+# Under example.com (RFC 2606), which takes no mail: nobody mistakes these for real people.
+DEMO_DOMAIN = "demo.example.com"
+DEADLINE_IN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A demo sign-in, shown once when it is created."""
+
+    email: str
+    password: str
+    role: Role
+    organization: str
+
+
+def _code(first17: str) -> str:
+    return first17 + check_character(first17)
+
+
+_BUYER = ("演示采购中心 Demo Procurement Centre", _code("12330100MB0000000"))
+_BIDDERS = [
+    ("演示建设有限公司 Demo Construction Ltd", _code("91330100MA0000001")),
+    ("示例工程集团 Example Engineering Group", _code("91330100MA0000002")),
+    ("样板路桥股份 Sample Roads & Bridges", _code("91330100MA0000003")),
+    ("测试市政工程 Test Municipal Works", _code("91330100MA0000004")),
+]
+
+
+async def seed(
+    *, session: AsyncSession, keys: PlatformKeys, settings: Settings
+) -> list[DemoAccount]:
+    """On an empty database, create the demo accounts and a published tender; else nothing."""
+    if await session.scalar(select(func.count()).select_from(User)):
+        return []
+    accounts: list[DemoAccount] = []
+
+    async def account(local: str, role: Role, organization: tuple[str, str]) -> User:
+        password = secrets.token_urlsafe(12)
+        user = await auth_service.create_user(
+            session=session,
+            email=f"{local}@{DEMO_DOMAIN}",
+            password=password,
+            display_name=f"Demo {role.value} ({local})",
+            role=role,
+            organization_name=organization[0],
+            organization_code=organization[1],
+        )
+        accounts.append(DemoAccount(user.email, password, role, organization[0]))
+        return user
+
+    officer = await account("officer", Role.officer, _BUYER)
+    await account("supervisor", Role.supervisor, _BUYER)
+    for number, company in enumerate(_BIDDERS, start=1):
+        await account(f"bidder{number}", Role.bidder, company)
+
+    draft = TenderCreate.model_validate(
+        {
+            "reference": f"DEMO-{utcnow():%Y%m%d-%H%M%S}",
+            "title": "演示：市政道路维修工程 Demo: municipal road repairs",
+            "description": (
+                "A demonstration tender: bids are sealed on the bidder's machine to the "
+                "tender's published recipient (age1…), so nobody can read them before the deadline."
+            ),
+            "buyer_name": _BUYER[0],
+            "ceiling_price": "1500000.00",
+            "floor_price": "900000.00",
+            "bid_deadline": (utcnow() + max(DEADLINE_IN, _period(settings) * 2)).isoformat(),
+            "scoring": {
+                "method": "benchmark",
+                "coefficient_choices": ["0.01", "0.02", "0.03"],
+                "trim_threshold": 5,
+                "deduct_above": "1",
+                "deduct_below": "0.5",
+            },
+            "bid_fields": [
+                {"name": "price", "label": "报价 Price", "type": "decimal", "required": True},
+                {
+                    "name": "duration_days",
+                    "label": "工期（天） Duration (days)",
+                    "type": "integer",
+                    "required": True,
+                    "min": "30",
+                    "max": "365",
+                },
+            ],
+            "public_opening": True,
+        }
+    )
+    tender = await tenders_service.create(session=session, tender_create=draft, officer=officer)
+    await tenders_service.publish(
+        session=session, tender=tender, master=keys.master, min_bidding_period=_period(settings)
+    )
+    return accounts
+
+
+def _period(settings: Settings) -> timedelta:
+    return timedelta(seconds=settings.min_bidding_period_seconds)
