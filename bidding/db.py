@@ -62,11 +62,20 @@ def create_engine(url: str) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+            # The driver's own transaction handling begins late and turns a released
+            # savepoint into a commit; SQLAlchemy's recipe hands transactions to SQLAlchemy.
+            connection.isolation_level = None
             cursor = connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin_immediate(connection: Any) -> None:
+            # IMMEDIATE takes the write lock up front: two transactions that read and then
+            # write would otherwise fail with SQLITE_BUSY instead of waiting their turn.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)

@@ -100,7 +100,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        headers = {}
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        if "retry_after" in exc.extra:
+            headers["Retry-After"] = str(exc.extra["retry_after"])
         body = error_body(exc.type, exc.detail, **exc.extra)
         return JSONResponse(jsonable_encoder(body), status_code=exc.status_code, headers=headers)
 

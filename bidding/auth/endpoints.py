@@ -1,5 +1,138 @@
-"""Auth HTTP endpoints (being written)."""
+"""Accounts over HTTP: register, sign in and out, who am I."""
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bidding.auth import service as auth_service
+from bidding.auth.dependencies import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    CurrentUser,
+    get_settings,
+    optional_access_token,
+)
+from bidding.auth.models import AccessToken, Role
+from bidding.auth.schemas import Registration, TokenRead, UserRead
+from bidding.db import get_session
+from bidding.errors import Unauthorized
+from bidding.settings import Settings
 
 router = APIRouter(tags=["auth"])
+
+DbSession = Annotated[AsyncSession, Depends(get_session)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+
+
+@router.post(
+    "/auth/register",
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "the email or the organization is already registered"}},
+)
+async def register(body: Registration, session: DbSession) -> UserRead:
+    """Sign up as a bidder, registering its organization; sign in afterwards."""
+    user = await auth_service.create_user(
+        session=session,
+        email=body.email,
+        password=body.password,
+        display_name=body.display_name,
+        role=Role.bidder,
+        organization_name=body.organization.name,
+        organization_code=body.organization.code,
+        join_existing_organization=False,
+    )
+    return UserRead.model_validate(user)
+
+
+@router.post(
+    "/auth/token",
+    response_model_exclude_none=True,
+    responses={
+        401: {"description": "invalid email or password"},
+        429: {"description": "throttled"},
+    },
+)
+async def sign_in(
+    request: Request,
+    response: Response,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    session: DbSession,
+    settings: AppSettings,
+    session_kind: Annotated[
+        Literal["bearer", "cookie"],
+        Form(
+            alias="session",
+            description="`cookie` for a browser: the token also comes as an HttpOnly cookie",
+        ),
+    ] = "bearer",
+) -> TokenRead:
+    """Sign in with the OAuth2 password form (username = email) and get a bearer token.
+
+    With the extra form field `session=cookie` (a browser sign-in) the token is also set as the
+    HttpOnly cookie `bidding_session`, and the answer carries a `csrf_token` (also readable by
+    the page in the cookie `bidding_csrf`): every request other than GET, HEAD and OPTIONS that
+    relies on the cookie must send it back in the `X-CSRF-Token` header.
+    """
+    client = request.client.host if request.client else "unknown"
+    try:
+        user = await auth_service.authenticate(
+            session=session,
+            email=form.username,
+            password=form.password,
+            client=client,
+            settings=settings,
+        )
+    except Unauthorized:
+        # The failure just recorded must outlive this failing request, or nothing is throttled.
+        await session.commit()
+        raise
+    with_cookie = session_kind == "cookie"
+    token, csrf_token, _ = await auth_service.issue_token(
+        session=session, user=user, ttl_seconds=settings.token_ttl_seconds, with_csrf=with_cookie
+    )
+    if with_cookie:
+        assert csrf_token is not None
+        _set_cookie(response, SESSION_COOKIE, token, settings=settings, http_only=True)
+        _set_cookie(response, CSRF_COOKIE, csrf_token, settings=settings, http_only=False)
+    return TokenRead(
+        access_token=token, expires_in=settings.token_ttl_seconds, csrf_token=csrf_token
+    )
+
+
+def _set_cookie(
+    response: Response, name: str, value: str, *, settings: Settings, http_only: bool
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=settings.token_ttl_seconds,
+        path="/",
+        secure=settings.cookie_secure,
+        httponly=http_only,
+        samesite="lax",
+    )
+
+
+@router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
+async def sign_out(
+    response: Response,
+    session: DbSession,
+    settings: AppSettings,
+    access_token: Annotated[AccessToken | None, Depends(optional_access_token)],
+) -> None:
+    """Revoke the token of this request and clear the browser's cookies; safe to repeat."""
+    if access_token is not None:
+        await auth_service.revoke_token(session=session, access_token=access_token)
+    for name in (SESSION_COOKIE, CSRF_COOKIE):
+        response.delete_cookie(
+            name, path="/", secure=settings.cookie_secure, httponly=name == SESSION_COOKIE,
+            samesite="lax",
+        )  # fmt: skip
+
+
+@router.get("/me")
+async def me(user: CurrentUser) -> UserRead:
+    """The signed-in account and its organization."""
+    return UserRead.model_validate(user)

@@ -1,0 +1,89 @@
+"""Request and response bodies of the accounts API."""
+
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from bidding.auth import uscc
+from bidding.auth.models import Role
+from bidding.auth.service import (
+    DISPLAY_NAME_MAX_LENGTH,
+    ORGANIZATION_NAME_MAX_LENGTH,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    check_password,
+    clean_name,
+    normalize_email,
+)
+
+
+def _name(max_length: int) -> AfterValidator:
+    return AfterValidator(lambda value: clean_name(value, max_length=max_length))
+
+
+# Raw bounds keep hostile input small; the validators (shared with the command line) say
+# what exactly is wrong.
+Email = Annotated[
+    str, Field(max_length=320, examples=["li.wei@example.com"]),
+    AfterValidator(normalize_email),
+]  # fmt: skip
+Password = Annotated[
+    str, Field(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH),
+    AfterValidator(check_password),
+]  # fmt: skip
+CreditCode = Annotated[
+    str, Field(max_length=32, examples=["91350100M000100Y43"]), AfterValidator(uscc.validate)
+]
+
+
+class RequestBody(BaseModel):
+    """Base of request bodies: an unknown field is an error, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class OrganizationCreate(RequestBody):
+    name: Annotated[str, Field(max_length=1000), _name(ORGANIZATION_NAME_MAX_LENGTH)]
+    code: CreditCode
+
+
+class Registration(RequestBody):
+    """A bidder signing up for itself and its organization."""
+
+    email: Email
+    password: Password
+    display_name: Annotated[str, Field(max_length=1000), _name(DISPLAY_NAME_MAX_LENGTH)]
+    organization: OrganizationCreate
+
+
+class OrganizationRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    code: str
+
+
+class UserRead(BaseModel):
+    """An account as its owner sees it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    role: Role
+    organization: OrganizationRead | None
+
+
+class TokenRead(BaseModel):
+    """The answer to a sign-in, shaped as OAuth2 (RFC 6749 §5.1) expects."""
+
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (the OAuth2 scheme name)
+    expires_in: int = Field(description="seconds until the token expires")
+    csrf_token: str | None = Field(
+        default=None,
+        description="cookie sessions only: send it as X-CSRF-Token on every state change",
+    )

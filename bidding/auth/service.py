@@ -1,0 +1,305 @@
+"""Accounts: creating users and organizations, signing in with throttling, issuing tokens."""
+
+import math
+import unicodedata
+from datetime import datetime, timedelta
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from bidding.auth import uscc
+from bidding.auth.models import AccessToken, LoginFailure, Organization, Role, User
+from bidding.auth.passwords import hash_password, needs_rehash, verify_password
+from bidding.auth.tokens import hash_token, new_token
+from bidding.db import utcnow
+from bidding.errors import Conflict, TooManyRequests, Unauthorized, Unprocessable
+from bidding.settings import Settings
+
+EMAIL_MAX_LENGTH = 254
+PASSWORD_MIN_LENGTH = 10
+PASSWORD_MAX_LENGTH = 256
+DISPLAY_NAME_MAX_LENGTH = 100
+ORGANIZATION_NAME_MAX_LENGTH = 200
+CLIENT_MAX_LENGTH = 64
+
+# Roles whose work is done on behalf of an organization: a bidder bids as a company, an
+# officer publishes tenders for a buyer.
+ROLES_WITH_ORGANIZATION = frozenset({Role.bidder, Role.officer})
+
+INVALID_CREDENTIALS = "invalid email or password"
+_PRUNE_BATCH = 100
+
+
+# --- rules on input, shared by the HTTP schemas and the command line -----------------------
+
+
+def normalize_email(email: str) -> str:
+    """The stored form of an email address: checked for syntax only, lower-cased."""
+    try:
+        checked = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    return checked.normalized.lower()
+
+
+def login_email(email: str) -> str:
+    """The form an email typed at sign-in is looked up in; never refused, only normalized."""
+    return unicodedata.normalize("NFC", email.strip()).lower()[:EMAIL_MAX_LENGTH]
+
+
+def check_password(password: str) -> str:
+    """The password if the policy accepts it; ValueError saying why not otherwise."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise ValueError(f"use at least {PASSWORD_MIN_LENGTH} characters")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise ValueError(f"use at most {PASSWORD_MAX_LENGTH} characters")
+    if len(set(password)) == 1:
+        raise ValueError("a single repeated character is not a password")
+    return password
+
+
+def clean_name(value: str, *, max_length: int) -> str:
+    """A display or organization name: inner whitespace collapsed, not empty, not too long."""
+    cleaned = " ".join(value.split())
+    if not cleaned:
+        raise ValueError("must not be empty")
+    if len(cleaned) > max_length:
+        raise ValueError(f"use at most {max_length} characters")
+    return cleaned
+
+
+def _field_error(field: str, exc: ValueError) -> Unprocessable:
+    # The same shape as a refused request body, so callers handle one kind of 422.
+    message = str(exc)
+    return Unprocessable(
+        f"{field}: {message}",
+        type="validation_error",
+        errors=[{"field": field, "message": message}],
+    )
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+async def get_user_by_email(*, session: AsyncSession, email: str) -> User | None:
+    """The user with this (already normalized) email, active or not."""
+    user = await session.scalar(select(User).where(User.email == email))
+    return user
+
+
+async def get_organization_by_code(*, session: AsyncSession, code: str) -> Organization | None:
+    """The organization with this (already validated) credit code."""
+    organization = await session.scalar(select(Organization).where(Organization.code == code))
+    return organization
+
+
+async def create_user(
+    *,
+    session: AsyncSession,
+    email: str,
+    password: str,
+    display_name: str,
+    role: Role,
+    organization_name: str | None = None,
+    organization_code: str | None = None,
+    join_existing_organization: bool = True,
+) -> User:
+    """Create an account, and its organization unless the credit code is already registered.
+
+    An existing organization is joined only when join_existing_organization is true (trusted
+    callers: the command line, the demo) and the given name, if any, matches it. Public
+    self-registration passes False: a credit code is printed on every business licence, so
+    knowing it proves nothing, and the second account of a company comes from an administrator.
+    """
+    try:
+        email = normalize_email(email)
+    except ValueError as exc:
+        raise _field_error("email", exc) from None
+    try:
+        check_password(password)
+    except ValueError as exc:
+        raise _field_error("password", exc) from None
+    try:
+        display_name = clean_name(display_name, max_length=DISPLAY_NAME_MAX_LENGTH)
+    except ValueError as exc:
+        raise _field_error("display_name", exc) from None
+
+    organization: Organization | None = None
+    new_organization: Organization | None = None
+    if organization_code is not None:
+        try:
+            code = uscc.validate(organization_code)
+        except ValueError as exc:
+            raise _field_error("organization.code", exc) from None
+        name: str | None = None
+        if organization_name is not None:
+            try:
+                name = clean_name(organization_name, max_length=ORGANIZATION_NAME_MAX_LENGTH)
+            except ValueError as exc:
+                raise _field_error("organization.name", exc) from None
+        organization = await get_organization_by_code(session=session, code=code)
+        if organization is not None:
+            if not join_existing_organization:
+                raise Conflict(
+                    f"an organization with the code {code} is already registered; "
+                    "ask the platform administrator for an account in it",
+                    type="organization_registered",
+                )
+            if name is not None and name.casefold() != organization.name.casefold():
+                raise Conflict(
+                    f"the code {code} belongs to {organization.name!r}, not {name!r}",
+                    type="organization_mismatch",
+                )
+        elif name is None:
+            raise _field_error("organization.name", ValueError("a new organization needs a name"))
+        else:
+            new_organization = organization = Organization(name=name, code=code)
+    elif organization_name is not None:
+        raise _field_error("organization.code", ValueError("the credit code is missing"))
+    if organization is None and role in ROLES_WITH_ORGANIZATION:
+        raise _field_error("organization", ValueError(f"a {role.value} needs an organization"))
+
+    user = User(
+        email=email,
+        display_name=display_name,
+        password_hash=hash_password(password),
+        role=role,
+        is_active=True,
+    )
+    try:
+        # A savepoint, so that losing a race on a unique key leaves the caller's transaction
+        # usable (the command line reports the conflict and goes on).
+        async with session.begin_nested():
+            if new_organization is not None:
+                session.add(new_organization)
+                await session.flush()
+            user.organization_id = organization.id if organization is not None else None
+            session.add(user)
+            await session.flush()
+    except IntegrityError:
+        if await get_user_by_email(session=session, email=email) is not None:
+            raise Conflict("an account with this email exists", type="email_taken") from None
+        raise Conflict(
+            "an organization with this code was registered at the same moment",
+            type="organization_registered",
+        ) from None
+    await session.refresh(user)
+    return user
+
+
+# --- signing in ----------------------------------------------------------------------------
+
+
+async def _retry_after(
+    *,
+    session: AsyncSession,
+    key: InstrumentedAttribute[str],
+    value: str,
+    settings: Settings,
+    now: datetime,
+) -> int | None:
+    """Seconds until a sign-in for this email or client may be tried again; None if now."""
+    since = now - timedelta(seconds=settings.login_window_seconds)
+    recent = (
+        await session.scalars(
+            select(LoginFailure.at)
+            .where(key == value, LoginFailure.at > since)
+            .order_by(LoginFailure.at.desc())
+            .limit(settings.login_max_failures)
+        )
+    ).all()
+    if len(recent) < settings.login_max_failures:
+        return None
+    # The count falls below the limit when the oldest of the last max_failures leaves the window.
+    free_at = recent[-1] + timedelta(seconds=settings.login_window_seconds)
+    return max(1, math.ceil((free_at - now).total_seconds()))
+
+
+async def _record_failure(
+    *, session: AsyncSession, email: str, client: str, settings: Settings, now: datetime
+) -> None:
+    # Failures older than the window count for nothing. Each new failure drops a few, so the
+    # table stays near the size of one window's traffic; SKIP LOCKED (PostgreSQL) keeps
+    # concurrent failures from waiting on, or deadlocking over, the same stale rows.
+    cutoff = now - timedelta(seconds=settings.login_window_seconds)
+    stale = (
+        select(LoginFailure.id)
+        .where(LoginFailure.at <= cutoff)
+        .limit(_PRUNE_BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(delete(LoginFailure).where(LoginFailure.id.in_(stale)))
+    session.add(LoginFailure(email=email, client=client[:CLIENT_MAX_LENGTH], at=now))
+    await session.flush()
+
+
+async def authenticate(
+    *, session: AsyncSession, email: str, password: str, client: str, settings: Settings
+) -> User:
+    """The active user with this email and password; Unauthorized or TooManyRequests otherwise.
+
+    A failure is recorded in the session before Unauthorized is raised: the caller commits it
+    although the request fails, or the throttle never sees it.
+    """
+    email = login_email(email)
+    client = client[:CLIENT_MAX_LENGTH]
+    now = utcnow()
+    waits = [
+        await _retry_after(session=session, key=key, value=value, settings=settings, now=now)
+        for key, value in ((LoginFailure.email, email), (LoginFailure.client, client))
+    ]
+    wait = max((w for w in waits if w is not None), default=None)
+    if wait is not None:
+        # Checked before the password, so a blocked guesser learns nothing, right or wrong.
+        raise TooManyRequests("too many failed sign-ins; try again later", retry_after=wait)
+
+    user = await get_user_by_email(session=session, email=email)
+    # verify_password spends the same time on an unknown email as on a wrong password.
+    valid = verify_password(user.password_hash if user else None, password)
+    if user is None or not valid or not user.is_active:
+        await _record_failure(
+            session=session, email=email, client=client, settings=settings, now=now
+        )
+        raise Unauthorized(INVALID_CREDENTIALS, type="invalid_credentials")
+
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    # A success forgives this address's typos on this account. Failures from other addresses
+    # still count against the account: they may be someone guessing.
+    await session.execute(
+        delete(LoginFailure).where(LoginFailure.email == email, LoginFailure.client == client)
+    )
+    await session.flush()
+    return user
+
+
+# --- tokens --------------------------------------------------------------------------------
+
+
+async def issue_token(
+    *, session: AsyncSession, user: User, ttl_seconds: int, with_csrf: bool
+) -> tuple[str, str | None, datetime]:
+    """A new access token for the user, with a CSRF token for browser sessions; and its expiry."""
+    token = new_token()
+    csrf_token = new_token() if with_csrf else None
+    expires_at = utcnow() + timedelta(seconds=ttl_seconds)
+    session.add(
+        AccessToken(
+            token_hash=hash_token(token),
+            user_id=user.id,
+            csrf_token_hash=hash_token(csrf_token) if csrf_token is not None else None,
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+    return token, csrf_token, expires_at
+
+
+async def revoke_token(*, session: AsyncSession, access_token: AccessToken) -> None:
+    """End a session: the token is refused from now on."""
+    if access_token.revoked_at is None:
+        access_token.revoked_at = utcnow()
+        await session.flush()

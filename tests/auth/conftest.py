@@ -1,0 +1,82 @@
+"""Auth-only fixtures: the app with probe routes guarded by each kind of dependency."""
+
+import secrets
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends, FastAPI
+
+from bidding.auth.dependencies import (
+    Admin,
+    CurrentUser,
+    Officer,
+    OptionalUser,
+    require_roles,
+)
+from bidding.auth.models import Role, User
+from tests.factories import PASSWORD
+
+probe = APIRouter()
+
+
+def _who(user: User | None) -> dict[str, Any]:
+    return {"email": user.email if user else None}
+
+
+@probe.get("/anyone")
+async def read_as_anyone(user: OptionalUser) -> dict[str, Any]:
+    return _who(user)
+
+
+@probe.post("/anyone")
+async def write_as_anyone(user: OptionalUser) -> dict[str, Any]:
+    return _who(user)
+
+
+@probe.post("/signed-in")
+async def write_signed_in(user: CurrentUser) -> dict[str, Any]:
+    return _who(user)
+
+
+@probe.post("/officer")
+async def write_as_officer(user: Officer) -> dict[str, Any]:
+    return _who(user)
+
+
+@probe.post("/admin")
+async def write_as_admin(user: Admin) -> dict[str, Any]:
+    return _who(user)
+
+
+@probe.post("/oversight")
+async def write_as_officer_or_supervisor(
+    user: Annotated[User, Depends(require_roles(Role.officer, Role.supervisor))],
+) -> dict[str, Any]:
+    return _who(user)
+
+
+@pytest.fixture
+def app(app: FastAPI) -> FastAPI:
+    """The app plus /api/v1/probe/* routes, one per guard."""
+    app.include_router(probe, prefix="/api/v1/probe")
+    return app
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client with an address of its own, so throttling counts only this test's calls."""
+    address = f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+async def sign_in(
+    client: httpx.AsyncClient, email: str, password: str = PASSWORD, **form: str
+) -> httpx.Response:
+    """POST the OAuth2 password form."""
+    return await client.post(
+        "/api/v1/auth/token", data={"username": email, "password": password, **form}
+    )
