@@ -1,0 +1,428 @@
+"""Request and response bodies of the tender API; money and weights are decimal strings."""
+
+import enum
+import re
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from bidding.db import utcnow
+from bidding.tenders.models import OpeningMode, TenderStatus
+
+MAX_BID_FIELDS = 50
+PRICE_FIELD = "price"
+
+
+def _refuse(message: str) -> PydanticCustomError:
+    """A validation error whose message is shown as written (no "Value error, " prefix)."""
+    return PydanticCustomError("invalid", message)
+
+
+# --- decimals ------------------------------------------------------------------------------
+
+# Plain positional notation only: "1e3", "Infinity" and floats are refused, so the text a
+# client sends is exactly the number it means.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_MAX_DECIMAL_TEXT = 40
+_MONEY_INTEGER_DIGITS = 15
+_CENT = Decimal("0.01")
+
+
+def _parse_decimal(value: object) -> Decimal:
+    if isinstance(value, Decimal):  # from our own code or the database, not from JSON
+        return value
+    if not isinstance(value, str):
+        raise _refuse('must be a decimal number in a string, such as "1234.50"')
+    if len(value) > _MAX_DECIMAL_TEXT or not _DECIMAL_TEXT.fullmatch(value):
+        raise _refuse('must be a decimal number written like "1234.50"')
+    return Decimal(value)
+
+
+def plain_decimal_text(value: Decimal) -> str:
+    """The canonical text of a decimal: positional, no trailing zeros, no negative zero."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def money_text(value: Decimal) -> str:
+    """The canonical text of an amount, as stored and sent: exactly two decimal places."""
+    return f"{value.quantize(_CENT):f}"
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise _refuse("must not be negative")
+    return value
+
+
+def _money(value: Decimal) -> Decimal:
+    _non_negative(value)
+    # Size first: quantizing a number wider than the decimal context's precision would raise.
+    if value >= Decimal(10) ** _MONEY_INTEGER_DIGITS:
+        raise _refuse(f"at most {_MONEY_INTEGER_DIGITS} digits before the decimal point")
+    if value != value.quantize(_CENT):
+        raise _refuse("at most 2 decimal places")
+    return value
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise _refuse("must be greater than 0")
+    return value
+
+
+DecimalText = Annotated[
+    Decimal,
+    BeforeValidator(_parse_decimal),
+    PlainSerializer(plain_decimal_text, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "pattern": f"^{_DECIMAL_TEXT.pattern}$", "examples": ["0.5"]}
+    ),
+]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_parse_decimal),
+    AfterValidator(_money),
+    PlainSerializer(money_text, return_type=str),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^[0-9]+(\.[0-9]{1,2})?$", "examples": ["1234567.89"]}
+    ),
+]
+PositiveMoney = Annotated[Money, AfterValidator(_positive)]
+
+# --- text and time -------------------------------------------------------------------------
+
+# One line of printable text: no control characters (newlines, NUL) in titles and references.
+_ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+Reference = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=_ONE_LINE)
+]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_ONE_LINE)
+]
+Description = Annotated[str, StringConstraints(max_length=20_000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000)]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+def _in_the_future(value: datetime) -> datetime:
+    value = value.astimezone(UTC)
+    if value <= utcnow():
+        raise _refuse("must be in the future")
+    return value
+
+
+FutureDeadline = Annotated[AwareDatetime, AfterValidator(_in_the_future)]
+
+# --- scoring -------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    """Unknown fields are refused: a typo must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LowestPriceScoring(_Strict):
+    """Rank by price, lowest first."""
+
+    method: Literal["lowest_price"]
+
+
+class ComprehensiveScoring(_Strict):
+    """Price score out of price_weight points; technical scores are added later."""
+
+    method: Literal["comprehensive"]
+    price_weight: Annotated[DecimalText, AfterValidator(_positive)]
+
+    @field_validator("price_weight")
+    @classmethod
+    def _at_most_100(cls, value: Decimal) -> Decimal:
+        if value > 100:
+            raise _refuse("must be at most 100")
+        return value
+
+
+class BenchmarkScoring(_Strict):
+    """Benchmark price (基准价法): score by distance from the trimmed mean lowered by K."""
+
+    method: Literal["benchmark"]
+    coefficient_choices: Annotated[list[DecimalText], Field(min_length=1, max_length=100)]
+    trim_threshold: Annotated[StrictInt, Field(ge=3, le=1000)] = 5
+    deduct_above: Annotated[DecimalText, AfterValidator(_non_negative)] = Decimal("1")
+    deduct_below: Annotated[DecimalText, AfterValidator(_non_negative)] = Decimal("0.5")
+
+    @field_validator("coefficient_choices")
+    @classmethod
+    def _fractions_without_repeats(cls, values: list[Decimal]) -> list[Decimal]:
+        for value in values:
+            if not 0 <= value < 1:
+                raise _refuse(f"each choice must be at least 0 and below 1, not {value}")
+        if len(set(values)) != len(values):
+            # A repeated choice would silently double its chance of being drawn.
+            raise _refuse("choices must be unique")
+        return values
+
+
+Scoring = Annotated[
+    LowestPriceScoring | ComprehensiveScoring | BenchmarkScoring, Field(discriminator="method")
+]
+
+# --- the bid form --------------------------------------------------------------------------
+
+
+class BidFieldType(enum.StrEnum):
+    """What a field of the bid form holds."""
+
+    decimal = "decimal"
+    integer = "integer"
+    text = "text"
+    boolean = "boolean"
+
+
+class BidField(_Strict):
+    """One field of the bid form; min and max bound decimal and integer values."""
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    label: Annotated[str, StringConstraints(max_length=200, pattern=_ONE_LINE)] = ""
+    type: BidFieldType
+    required: StrictBool = True
+    min: DecimalText | None = None
+    max: DecimalText | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _price_is_decimal(cls, value: BidFieldType, info: ValidationInfo) -> BidFieldType:
+        if info.data.get("name") == PRICE_FIELD and value is not BidFieldType.decimal:
+            raise _refuse("price is always a decimal field")
+        return value
+
+    @field_validator("required")
+    @classmethod
+    def _price_is_required(cls, value: bool, info: ValidationInfo) -> bool:
+        if info.data.get("name") == PRICE_FIELD and not value:
+            raise _refuse("price is always required")
+        return value
+
+    @field_validator("min", "max")
+    @classmethod
+    def _bounds_fit_the_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        if value is None:
+            return None
+        kind = info.data.get("type")
+        if kind in (BidFieldType.text, BidFieldType.boolean):
+            raise _refuse(f"{kind} fields take no {info.field_name}")
+        if kind is BidFieldType.integer and value != value.to_integral_value():
+            raise _refuse("must be a whole number for an integer field")
+        low = info.data.get("min")
+        if info.field_name == "max" and low is not None and value < low:
+            raise _refuse("must not be below min")
+        return value
+
+    @model_validator(mode="after")
+    def _label_defaults_to_name(self) -> "BidField":
+        if not self.label:
+            self.label = "Price" if self.name == PRICE_FIELD else self.name
+        return self
+
+
+def _with_price(fields: list[BidField]) -> list[BidField]:
+    names = [field.name for field in fields]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise _refuse(f"field names must be unique: {', '.join(repeated)} repeated")
+    if PRICE_FIELD not in names:
+        fields = [BidField(name=PRICE_FIELD, type=BidFieldType.decimal), *fields]
+    if len(fields) > MAX_BID_FIELDS:
+        raise _refuse(f"at most {MAX_BID_FIELDS} fields, price included")
+    return fields
+
+
+BidFields = Annotated[list[BidField], Field(max_length=MAX_BID_FIELDS), AfterValidator(_with_price)]
+
+
+def price_range_error(ceiling: Decimal, floor: Decimal | None) -> str | None:
+    """Why a floor does not fit under a ceiling, or None when it does."""
+    if floor is not None and floor > ceiling:
+        return f"must not be above the ceiling price {money_text(ceiling)}"
+    return None
+
+
+# --- requests ------------------------------------------------------------------------------
+
+Deadline = Annotated[
+    FutureDeadline,
+    Field(description="ISO 8601 with a UTC offset, such as 2031-03-01T17:30:00+08:00"),
+]
+DecryptionWindow = Annotated[
+    StrictInt, Field(ge=1, le=1440, description="bidder mode: minutes to reveal after the deadline")
+]
+BackupDecryption = Annotated[
+    StrictBool, Field(description="bidder mode: bids are sealed to the tender's recipient too")
+]
+MinBids = Annotated[
+    StrictInt, Field(ge=1, le=1000, description="fewer valid bids and the opening fails")
+]
+PublicOpening = Annotated[StrictBool, Field(description="anonymous visitors may watch the opening")]
+
+
+class _TenderFields(_Strict):
+    """The check that spans two fields, shared by creation and edits."""
+
+    @field_validator("floor_price", check_fields=False)
+    @classmethod
+    def _floor_under_ceiling(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        # Only when both arrive together; an edit of one is checked against the stored other.
+        ceiling = info.data.get("ceiling_price")
+        problem = None if ceiling is None else price_range_error(ceiling, value)
+        if problem:
+            raise _refuse(problem)
+        return value
+
+
+class TenderCreate(_TenderFields):
+    """A new draft: everything a bidder needs to know before sealing a bid."""
+
+    reference: Reference
+    title: Title
+    description: Description = ""
+    buyer_name: Title
+    currency: Currency = "CNY"
+    ceiling_price: PositiveMoney
+    floor_price: Money | None = None
+    bid_deadline: Deadline
+    opening_mode: OpeningMode = OpeningMode.platform
+    decryption_window_minutes: DecryptionWindow = 30
+    backup_decryption: BackupDecryption = False
+    min_bids: MinBids = 3
+    scoring: Scoring
+    bid_fields: BidFields = Field(default_factory=lambda: _with_price([]))
+    public_opening: PublicOpening = False
+
+
+# What a published tender may still change; everything else is fixed at publication.
+AMENDABLE_FIELDS = frozenset({"description", "bid_deadline"})
+_NULLABLE_FIELDS = frozenset({"floor_price", "reason"})
+
+
+class TenderUpdate(_TenderFields):
+    """Changes to a draft (any field), or an amendment of a published tender."""
+
+    reference: Reference | None = None
+    title: Title | None = None
+    description: Description | None = None
+    buyer_name: Title | None = None
+    currency: Currency | None = None
+    ceiling_price: PositiveMoney | None = None
+    floor_price: Money | None = None
+    bid_deadline: Deadline | None = None
+    opening_mode: OpeningMode | None = None
+    decryption_window_minutes: DecryptionWindow | None = None
+    backup_decryption: BackupDecryption | None = None
+    min_bids: MinBids | None = None
+    scoring: Scoring | None = None
+    bid_fields: BidFields | None = None
+    public_opening: PublicOpening | None = None
+    reason: Reason | None = Field(default=None, description="why a published tender is amended")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _null_only_where_it_means_something(cls, value: Any, info: ValidationInfo) -> Any:
+        # None as a default means "unchanged"; sent explicitly it would blank a required field.
+        if value is None and info.field_name not in _NULLABLE_FIELDS:
+            raise _refuse("may not be null")
+        return value
+
+
+class TenderCancel(_Strict):
+    """Why a tender is cancelled; the reason is published with it."""
+
+    reason: Annotated[Reason, StringConstraints(min_length=1)]
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+class OrganizationRef(BaseModel):
+    """The organization that runs a tender."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+
+
+class AmendmentRead(BaseModel):
+    """One recorded amendment: each changed field with its value before and after."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    number: int
+    changes: dict[str, dict[str, Any]]
+    reason: str
+    amended_by_id: uuid.UUID
+    amended_at: datetime
+
+
+class TenderRead(BaseModel):
+    """A tender as its viewers see it; the wrapped secrets never leave the server."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    reference: str
+    title: str
+    description: str
+    buyer_name: str
+    currency: str
+    ceiling_price: Money
+    floor_price: Money | None
+    bid_deadline: datetime
+    opening_mode: OpeningMode
+    decryption_window_minutes: int
+    backup_decryption: bool
+    min_bids: int
+    scoring: Scoring
+    bid_fields: list[BidField]
+    public_opening: bool
+    status: TenderStatus
+    organization: OrganizationRef
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+    opening_recipient: str | None = Field(description="age recipient that bids are sealed to")
+    coefficient_commitment: str | None = Field(description="hex SHA-256 of the coefficient seed")
+    amendments: list[AmendmentRead]
+    server_time: datetime = Field(description="the server's clock, for countdowns")
+
+
+class TenderPage(BaseModel):
+    """One page of tenders, sorted by deadline."""
+
+    items: list[TenderRead]
+    total: int
+    page: int
+    page_size: int

@@ -1,0 +1,447 @@
+"""Tenders: drafts, publication with the opening key, amendments, cancellation, search.
+
+Every state change is one conditional UPDATE (compare-and-set) on the tender row, so two
+requests racing for the same tender cannot both win, and the loser is told why.
+"""
+
+import hashlib
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bidding.auth.models import Organization, Role, User
+from bidding.crypto import age, custody
+from bidding.crypto.custody import MasterKey
+from bidding.db import utcnow
+from bidding.errors import Conflict, Forbidden, Unprocessable
+from bidding.tenders.models import Tender, TenderAmendment, TenderStatus
+from bidding.tenders.schemas import (
+    AMENDABLE_FIELDS,
+    TenderCreate,
+    TenderUpdate,
+    price_range_error,
+)
+
+OPENING_IDENTITY_PURPOSE = "opening-identity"
+COEFFICIENT_SEED_PURPOSE = "coefficient-seed"
+COEFFICIENT_SEED_SIZE = 32
+
+# Statuses that anybody may see. A cancelled tender is public only if it was published first.
+_PUBLIC_STATUSES = (
+    TenderStatus.published,
+    TenderStatus.opening,
+    TenderStatus.opened,
+    TenderStatus.failed,
+)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def visible_to(viewer: User | None) -> ColumnElement[bool]:
+    """The SQL condition for the tenders a viewer may read: the one place that rule lives."""
+    public = or_(
+        Tender.status.in_(_PUBLIC_STATUSES),
+        and_(Tender.status == TenderStatus.cancelled, Tender.published_at.is_not(None)),
+    )
+    if (
+        viewer is not None
+        and viewer.role in (Role.officer, Role.supervisor)
+        and viewer.organization_id is not None
+    ):
+        return or_(public, Tender.organization_id == viewer.organization_id)
+    return public
+
+
+async def get(*, session: AsyncSession, tender_id: uuid.UUID, viewer: User | None) -> Tender | None:
+    """The tender if it exists and the viewer may see it."""
+    tender: Tender | None = await session.scalar(
+        select(Tender).where(Tender.id == tender_id, visible_to(viewer))
+    )
+    return tender
+
+
+async def search(
+    *,
+    session: AsyncSession,
+    viewer: User | None,
+    status: TenderStatus | None = None,
+    text: str | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> tuple[list[Tender], int]:
+    """One page of the visible tenders, soonest deadline first, and how many match in all."""
+    conditions = [visible_to(viewer)]
+    if status is not None:
+        conditions.append(Tender.status == status)
+    if text:
+        # autoescape: a search for "%" or "_" means those characters, not wildcards.
+        conditions.append(
+            or_(
+                Tender.title.icontains(text, autoescape=True),
+                Tender.reference.icontains(text, autoescape=True),
+            )
+        )
+    total = await session.scalar(select(func.count()).select_from(Tender).where(*conditions))
+    rows = await session.scalars(
+        select(Tender)
+        .where(*conditions)
+        .order_by(Tender.bid_deadline, Tender.id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    return list(rows), total or 0
+
+
+async def organizations(
+    *, session: AsyncSession, ids: set[uuid.UUID]
+) -> dict[uuid.UUID, Organization]:
+    """The organizations with these ids, by id."""
+    if not ids:
+        return {}
+    rows = await session.scalars(select(Organization).where(Organization.id.in_(ids)))
+    return {organization.id: organization for organization in rows}
+
+
+# --- drafts --------------------------------------------------------------------------------
+
+
+def _columns(fields: TenderCreate | TenderUpdate, *, only_set: bool) -> dict[str, Any]:
+    """Column values for validated fields: money as canonical text, JSON parts as JSON."""
+    python = fields.model_dump(exclude_unset=only_set, exclude={"reason"})
+    json = fields.model_dump(mode="json", exclude_unset=only_set, exclude={"reason"})
+    json_columns = {"ceiling_price", "floor_price", "scoring", "bid_fields"}
+    return {name: json[name] if name in json_columns else python[name] for name in python}
+
+
+async def _reference_taken(
+    *, session: AsyncSession, reference: str, other_than: uuid.UUID | None = None
+) -> bool:
+    statement = select(Tender.id).where(Tender.reference == reference)
+    if other_than is not None:
+        statement = statement.where(Tender.id != other_than)
+    return await session.scalar(statement.limit(1)) is not None
+
+
+def _reference_conflict(reference: str) -> Conflict:
+    return Conflict(
+        f"reference: a tender with the reference {reference!r} already exists",
+        type="reference_taken",
+        field="reference",
+    )
+
+
+async def create(*, session: AsyncSession, tender_create: TenderCreate, officer: User) -> Tender:
+    """A new draft in the officer's organization."""
+    if officer.organization_id is None:
+        raise Forbidden("only an officer of an organization can create its tenders")
+    if await _reference_taken(session=session, reference=tender_create.reference):
+        raise _reference_conflict(tender_create.reference)
+    tender = Tender(
+        **_columns(tender_create, only_set=False),
+        status=TenderStatus.draft,
+        organization_id=officer.organization_id,
+        created_by_id=officer.id,
+    )
+    session.add(tender)
+    try:
+        await session.flush()
+    except IntegrityError:
+        # The reference is the tender's only unique value that a client chooses: another
+        # request took it between the check above and this insert.
+        raise _reference_conflict(tender_create.reference) from None
+    return await _reload(session=session, tender=tender)
+
+
+async def _reload(*, session: AsyncSession, tender: Tender) -> Tender:
+    """The tender as the database now has it, amendments included."""
+    fresh = await session.scalar(
+        select(Tender).where(Tender.id == tender.id).execution_options(populate_existing=True)
+    )
+    assert fresh is not None, "tenders are never deleted"
+    return fresh
+
+
+async def _compare_and_set(
+    *,
+    session: AsyncSession,
+    tender: Tender,
+    when: list[ColumnElement[bool]],
+    values: dict[str, Any],
+) -> bool:
+    """Write values if the row still meets the conditions; False when another request won."""
+    result = await session.execute(
+        update(Tender)
+        .where(Tender.id == tender.id, *when)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _changed_meanwhile() -> Conflict:
+    return Conflict(
+        "the tender was changed by another request meanwhile; reload it and try again",
+        type="edited_concurrently",
+    )
+
+
+async def update_tender(
+    *, session: AsyncSession, tender: Tender, tender_update: TenderUpdate, officer: User
+) -> Tender:
+    """Edit a draft, or amend a published tender and record the amendment."""
+    if tender.status is TenderStatus.draft:
+        return await _edit_draft(session=session, tender=tender, tender_update=tender_update)
+    if tender.status is TenderStatus.published:
+        return await _amend(
+            session=session, tender=tender, tender_update=tender_update, officer=officer
+        )
+    raise Conflict(
+        f"a tender that is {tender.status} can no longer be changed", type="not_editable"
+    )
+
+
+async def _edit_draft(
+    *, session: AsyncSession, tender: Tender, tender_update: TenderUpdate
+) -> Tender:
+    values = _columns(tender_update, only_set=True)
+    if not values:
+        return tender
+    # The request checked each field; whether the floor fits under the ceiling depends on the
+    # values that stay as they are, too.
+    ceiling = tender_update.ceiling_price
+    if ceiling is None:
+        ceiling = Decimal(tender.ceiling_price)
+    floor = tender_update.floor_price
+    if "floor_price" not in values and tender.floor_price is not None:
+        floor = Decimal(tender.floor_price)
+    problem = price_range_error(ceiling, floor)
+    if problem is not None:
+        field = "floor_price" if "floor_price" in values else "ceiling_price"
+        message = problem if field == "floor_price" else "must not be below the floor price"
+        raise Unprocessable(
+            f"body.{field}: {message}",
+            type="validation_error",
+            errors=[{"field": f"body.{field}", "message": message}],
+        )
+    reference = values.get("reference")
+    if reference is not None and await _reference_taken(
+        session=session, reference=reference, other_than=tender.id
+    ):
+        raise _reference_conflict(reference)
+    try:
+        written = await _compare_and_set(
+            session=session,
+            tender=tender,
+            when=[Tender.status == TenderStatus.draft, Tender.updated_at == tender.updated_at],
+            values=values,
+        )
+    except IntegrityError:
+        assert reference is not None, "only the reference can collide"
+        raise _reference_conflict(reference) from None
+    if not written:
+        raise _changed_meanwhile()
+    return await _reload(session=session, tender=tender)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def _amend(
+    *, session: AsyncSession, tender: Tender, tender_update: TenderUpdate, officer: User
+) -> Tender:
+    # A client may send back unchanged values (a whole form, say); only real changes count.
+    sent = _columns(tender_update, only_set=True)
+    fixed = sorted(
+        name
+        for name, value in sent.items()
+        if name not in AMENDABLE_FIELDS and value != getattr(tender, name)
+    )
+    if fixed:
+        raise Conflict(
+            f"{fixed[0]}: cannot change once the tender is published; "
+            f"only {' and '.join(sorted(AMENDABLE_FIELDS))} can be amended",
+            type="not_amendable",
+            field=fixed[0],
+        )
+    now = utcnow()
+    if tender.bid_deadline <= now:
+        raise Conflict(
+            "the bid deadline has passed: the tender can no longer be amended",
+            type="deadline_passed",
+        )
+    changes: dict[str, dict[str, Any]] = {}
+    values: dict[str, Any] = {}
+    new_deadline = tender_update.bid_deadline
+    if new_deadline is not None and new_deadline != tender.bid_deadline:
+        if new_deadline < tender.bid_deadline:
+            # Bidders plan and seal against the published deadline; moving it earlier could
+            # shut out anyone who relied on it.
+            raise Unprocessable(
+                f"bid_deadline: may only move later than {_iso(tender.bid_deadline)} "
+                "once the tender is published",
+                type="deadline_moved_earlier",
+                field="bid_deadline",
+            )
+        changes["bid_deadline"] = {"from": _iso(tender.bid_deadline), "to": _iso(new_deadline)}
+        values["bid_deadline"] = new_deadline
+    new_description = tender_update.description
+    if new_description is not None and new_description != tender.description:
+        changes["description"] = {"from": tender.description, "to": new_description}
+        values["description"] = new_description
+    if not changes:
+        return tender
+    written = await _compare_and_set(
+        session=session,
+        tender=tender,
+        when=[
+            Tender.status == TenderStatus.published,
+            Tender.updated_at == tender.updated_at,
+            Tender.bid_deadline > now,
+        ],
+        values=values,
+    )
+    if not written:
+        raise _changed_meanwhile()
+    session.add(
+        TenderAmendment(
+            tender_id=tender.id,
+            number=len(tender.amendments) + 1,
+            changes=changes,
+            reason=tender_update.reason or "",
+            amended_by_id=officer.id,
+            amended_at=now,
+        )
+    )
+    await session.flush()
+    return await _reload(session=session, tender=tender)
+
+
+# --- lifecycle -----------------------------------------------------------------------------
+
+
+async def publish(
+    *, session: AsyncSession, tender: Tender, master: MasterKey, min_bidding_period: timedelta
+) -> Tender:
+    """draft -> published, with a new opening key pair and coefficient seed, secrets wrapped."""
+    now = utcnow()
+    earliest_deadline = now + min_bidding_period
+    if tender.status is not TenderStatus.draft:
+        raise _not_a_draft(tender)
+    if tender.bid_deadline < earliest_deadline:
+        raise _bidding_period_too_short(min_bidding_period)
+    identity = age.Identity.generate()
+    seed = os.urandom(COEFFICIENT_SEED_SIZE)
+    tender_id = str(tender.id)
+    published = await _compare_and_set(
+        session=session,
+        tender=tender,
+        # The deadline is checked again in the UPDATE: a draft edit may have moved it closer
+        # since the tender was loaded.
+        when=[Tender.status == TenderStatus.draft, Tender.bid_deadline >= earliest_deadline],
+        values={
+            "status": TenderStatus.published,
+            "published_at": now,
+            "opening_recipient": str(identity.recipient),
+            "coefficient_commitment": hashlib.sha256(seed).hexdigest(),
+            "opening_identity_wrapped": custody.wrap(
+                master, identity.secret_bytes, tender_id=tender_id, purpose=OPENING_IDENTITY_PURPOSE
+            ),
+            "coefficient_seed_wrapped": custody.wrap(
+                master, seed, tender_id=tender_id, purpose=COEFFICIENT_SEED_PURPOSE
+            ),
+        },
+    )
+    current = await _reload(session=session, tender=tender)
+    if not published:
+        if current.status is not TenderStatus.draft:
+            raise _not_a_draft(current)
+        raise _bidding_period_too_short(min_bidding_period)
+    return current
+
+
+def _not_a_draft(tender: Tender) -> Conflict:
+    return Conflict(
+        f"only a draft can be published; this tender is {tender.status}", type="not_a_draft"
+    )
+
+
+def _bidding_period_too_short(period: timedelta) -> Unprocessable:
+    return Unprocessable(
+        f"bid_deadline: must be at least {int(period.total_seconds())} seconds after "
+        "publication; move the deadline later first",
+        type="bidding_period_too_short",
+        field="bid_deadline",
+    )
+
+
+async def cancel(*, session: AsyncSession, tender: Tender, reason: str) -> Tender:
+    """draft or published (before its deadline) -> cancelled, with the reason on record."""
+    now = utcnow()
+    refusal = _cancel_refusal(tender, now)
+    if refusal is not None:
+        raise refusal
+    cancelled = await _compare_and_set(
+        session=session,
+        tender=tender,
+        when=[
+            or_(
+                Tender.status == TenderStatus.draft,
+                and_(Tender.status == TenderStatus.published, Tender.bid_deadline > now),
+            )
+        ],
+        values={"status": TenderStatus.cancelled, "cancelled_at": now, "cancel_reason": reason},
+    )
+    current = await _reload(session=session, tender=tender)
+    if not cancelled:
+        raise _cancel_refusal(current, now) or _changed_meanwhile()
+    return current
+
+
+def _cancel_refusal(tender: Tender, now: datetime) -> Conflict | None:
+    if tender.status not in (TenderStatus.draft, TenderStatus.published):
+        return Conflict(
+            f"a tender that is {tender.status} cannot be cancelled", type="not_cancellable"
+        )
+    if tender.status is TenderStatus.published and tender.bid_deadline <= now:
+        # Past the deadline the bids are fixed; what happens next is the opening's business.
+        return Conflict(
+            "the bid deadline has passed: the tender can no longer be cancelled",
+            type="deadline_passed",
+        )
+    return None
+
+
+# --- the tender's secrets ------------------------------------------------------------------
+
+
+def opening_identity(*, master: MasterKey, tender: Tender) -> age.Identity:
+    """The tender's age identity, unwrapped: only the opening may call this."""
+    if tender.opening_identity_wrapped is None:
+        raise ValueError("the tender has not been published")
+    raw = custody.unwrap(
+        master,
+        tender.opening_identity_wrapped,
+        tender_id=str(tender.id),
+        purpose=OPENING_IDENTITY_PURPOSE,
+    )
+    return age.Identity(raw)
+
+
+def coefficient_seed(*, master: MasterKey, tender: Tender) -> bytes:
+    """The tender's committed coefficient seed, unwrapped: revealed at the opening only."""
+    if tender.coefficient_seed_wrapped is None:
+        raise ValueError("the tender has not been published")
+    return custody.unwrap(
+        master,
+        tender.coefficient_seed_wrapped,
+        tender_id=str(tender.id),
+        purpose=COEFFICIENT_SEED_PURPOSE,
+    )
