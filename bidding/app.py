@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.endpoints import router as auth_router
 from bidding.db import create_engine, create_session_factory, get_session, utcnow
-from bidding.errors import install_error_handlers
+from bidding.errors import ERROR_RESPONSES, install_error_handlers
 from bidding.keys import load_platform_keys
 from bidding.settings import Settings
 from bidding.tenders.endpoints import router as tenders_router
@@ -59,5 +59,5 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
     app.state.settings = settings
     install_error_handlers(app)
     for router in (health_router, auth_router, tenders_router):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     return app

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -87,6 +88,30 @@ _HTTP_TYPES = {
     415: "unsupported_media_type",
     422: "unprocessable",
     429: "too_many_requests",
+}
+
+
+class ErrorBody(BaseModel):
+    """Every error: a stable machine-readable type and a human detail, sometimes more fields."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    detail: str
+
+
+# Declared on every route, so that the OpenAPI document shows the real error shape.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "Malformed request",
+        401: "Not signed in, or the token is invalid",
+        403: "Not allowed",
+        404: "No such thing, or not visible to you",
+        409: "Conflicts with the current state",
+        422: "Invalid content; `errors` lists each field",
+        429: "Too many requests; see Retry-After",
+    }.items()
 }
 
 

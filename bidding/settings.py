@@ -2,8 +2,9 @@
 
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Depends, Request
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,8 +29,15 @@ class Settings(BaseSettings):
     min_bidding_period_seconds: int = Field(default=60, ge=0)
     login_max_failures: int = Field(default=5, gt=0)
     login_window_seconds: int = Field(default=900, gt=0)
-    cookie_secure: bool = False
+    cookie_secure: bool | None = Field(default=None, description="default: true in production")
     demo: bool = True
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether cookies carry the Secure flag: as set, else only in production."""
+        if self.cookie_secure is None:
+            return self.environment == "production"
+        return self.cookie_secure
 
     @cached_property
     def resolved_database_url(self) -> str:
@@ -47,3 +55,12 @@ class Settings(BaseSettings):
     def signing_key_path(self) -> Path:
         """Where the platform's Ed25519 signing key lives."""
         return self.data_dir / "keys" / "signing.key"
+
+
+def get_settings(request: Request) -> Settings:
+    """Dependency: the settings the app was built with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(get_settings)]

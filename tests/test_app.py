@@ -26,6 +26,14 @@ class TestShell:
         assert "/api/v1/health" in schema["paths"]
         assert (await client.get("/docs")).status_code == 200
 
+    async def test_openapi_documents_the_real_error_shape(self, client: httpx.AsyncClient) -> None:
+        schema = (await client.get("/openapi.json")).json()
+        create = schema["paths"]["/api/v1/tenders"]["post"]["responses"]
+        assert create["422"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorBody"
+        }
+        assert "HTTPValidationError" not in schema["components"]["schemas"]
+
 
 class TestMigrations:
     async def test_the_migrations_build_exactly_the_models(self, engine: AsyncEngine) -> None:

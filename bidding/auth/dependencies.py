@@ -13,7 +13,6 @@ from bidding.auth.models import AccessToken, Role, User
 from bidding.auth.tokens import hash_token
 from bidding.db import get_session, utcnow
 from bidding.errors import Forbidden, Unauthorized
-from bidding.settings import Settings
 
 SESSION_COOKIE = "bidding_session"
 # Not HttpOnly: the page reads it and echoes it as the header; another site can do neither.
@@ -25,12 +24,6 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # a request, bearer_token below reads the header.
 _openapi_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 _OpenAPIBearer = Annotated[str | None, Depends(_openapi_scheme)]
-
-
-def get_settings(request: Request) -> Settings:
-    """Dependency: the settings the app was built with."""
-    settings: Settings = request.app.state.settings
-    return settings
 
 
 def bearer_token(request: Request) -> str | None:

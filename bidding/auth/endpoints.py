@@ -11,19 +11,17 @@ from bidding.auth.dependencies import (
     CSRF_COOKIE,
     SESSION_COOKIE,
     CurrentUser,
-    get_settings,
     optional_access_token,
 )
 from bidding.auth.models import AccessToken, Role
 from bidding.auth.schemas import Registration, TokenRead, UserRead
 from bidding.db import get_session
 from bidding.errors import Unauthorized
-from bidding.settings import Settings
+from bidding.settings import AppSettings, Settings
 
 router = APIRouter(tags=["auth"])
 
 DbSession = Annotated[AsyncSession, Depends(get_session)]
-AppSettings = Annotated[Settings, Depends(get_settings)]
 
 
 @router.post(
@@ -109,7 +107,7 @@ def _set_cookie(
         value,
         max_age=settings.token_ttl_seconds,
         path="/",
-        secure=settings.cookie_secure,
+        secure=settings.secure_cookies,
         httponly=http_only,
         samesite="lax",
     )
@@ -127,7 +125,7 @@ async def sign_out(
         await auth_service.revoke_token(session=session, access_token=access_token)
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(
-            name, path="/", secure=settings.cookie_secure, httponly=name == SESSION_COOKIE,
+            name, path="/", secure=settings.secure_cookies, httponly=name == SESSION_COOKIE,
             samesite="lax",
         )  # fmt: skip
 

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bidding.auth.dependencies import Officer, OptionalUser, get_settings
+from bidding.auth.dependencies import Officer, OptionalUser
 from bidding.db import get_session, utcnow
 from bidding.keys import PlatformKeys, get_platform_keys
-from bidding.settings import Settings
+from bidding.settings import Settings, get_settings
 from bidding.tenders import service as tenders_service
 from bidding.tenders.dependencies import ManagedTender, VisibleTender
 from bidding.tenders.models import Tender, TenderStatus
