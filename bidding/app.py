@@ -12,7 +12,9 @@ from bidding.auth.endpoints import router as auth_router
 from bidding.db import create_engine, create_session_factory, get_session, utcnow
 from bidding.errors import ERROR_RESPONSES, install_error_handlers
 from bidding.keys import load_platform_keys
+from bidding.keys import router as keys_router
 from bidding.settings import Settings
+from bidding.tenders.blobs import FilesystemBlobStore
 from bidding.tenders.endpoints import router as tenders_router
 
 API_PREFIX = "/api/v1"
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (health_router, auth_router, tenders_router):
+    app.state.blobs = FilesystemBlobStore(settings.data_dir / "blobs")
+    for router in (health_router, auth_router, tenders_router, keys_router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     return app

@@ -63,6 +63,13 @@ class PayloadTooLarge(DomainError):
     type = "payload_too_large"
 
 
+class UnsupportedMediaType(DomainError):
+    """415: the body is not of a type this endpoint takes."""
+
+    status_code = 415
+    type = "unsupported_media_type"
+
+
 class Unprocessable(DomainError):
     """422: well-formed, but the content is refused."""
 
@@ -109,6 +116,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         403: "Not allowed",
         404: "No such thing, or not visible to you",
         409: "Conflicts with the current state",
+        413: "The body is too large",
+        415: "Unsupported body type",
         422: "Invalid content; `errors` lists each field",
         429: "Too many requests; see Retry-After",
     }.items()

@@ -1,8 +1,9 @@
 """The platform's own keys: the master key that wraps tender secrets, the receipt signing key."""
 
 from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 
 from bidding.crypto.custody import MasterKey, resolve_master_key
 from bidding.crypto.signing import SigningKey, load_or_create_signing_key
@@ -33,3 +34,12 @@ def get_platform_keys(request: Request) -> PlatformKeys:
     """Dependency: the keys loaded at start-up."""
     keys: PlatformKeys = request.app.state.keys
     return keys
+
+
+router = APIRouter(tags=["keys"])
+
+
+@router.get("/keys")
+async def public_keys(keys: Annotated[PlatformKeys, Depends(get_platform_keys)]) -> dict[str, Any]:
+    """The platform's signing keys, to check receipts, tree heads and opening records."""
+    return {"keys": [keys.signing.public_key.to_dict()]}

@@ -2,11 +2,13 @@
 
 from bidding.auth.models import AccessToken, LoginFailure, Organization, User
 from bidding.db import Base
-from bidding.tenders.models import Tender, TenderAmendment
+from bidding.tenders.models import Bid, LogEntry, Tender, TenderAmendment
 
 __all__ = [
     "AccessToken",
     "Base",
+    "Bid",
+    "LogEntry",
     "LoginFailure",
     "Organization",
     "Tender",

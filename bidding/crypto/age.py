@@ -394,6 +394,22 @@ def parse_header(data: bytes) -> Header:
     raise HeaderError("header has no MAC line")
 
 
+def header_length(data: bytes | bytearray) -> int | None:
+    """Length of the header that starts data, MAC line included; None if data ends before it.
+
+    Raises HeaderError as soon as data cannot be the start of an age v1 file.
+    """
+    if not data.startswith(VERSION_LINE[: len(data)]):
+        parse_header(bytes(data[: len(VERSION_LINE)]))
+    mac_line = data.find(b"\n" + _MAC_PREFIX)
+    newline = data.find(b"\n", mac_line + 1) if mac_line != -1 else -1
+    if newline == -1:
+        if len(data) > MAX_HEADER_BYTES:
+            raise HeaderError(f"header larger than {MAX_HEADER_BYTES} bytes")
+        return None
+    return newline + 1
+
+
 class _Source:
     """A binary stream with bytes already read ahead of it (what followed the header)."""
 

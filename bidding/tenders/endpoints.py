@@ -4,14 +4,20 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import ClientDisconnect
 
-from bidding.auth.dependencies import Officer, OptionalUser
+from bidding.auth.dependencies import Bidder, Officer, OptionalUser
 from bidding.db import get_session, utcnow
+from bidding.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from bidding.keys import PlatformKeys, get_platform_keys
 from bidding.settings import Settings, get_settings
+from bidding.tenders import bids as bids_service
 from bidding.tenders import service as tenders_service
+from bidding.tenders import uploads
+from bidding.tenders.blobs import BlobStore
 from bidding.tenders.dependencies import ManagedTender, VisibleTender
 from bidding.tenders.models import Tender, TenderStatus
 from bidding.tenders.schemas import (
@@ -151,3 +157,121 @@ async def cancel_tender(
         session=session, tender=tender, reason=tender_cancel.reason
     )
     return await _read_one(session, tender)
+
+
+# --- sealed bids ---------------------------------------------------------------------------
+
+_BID_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The sealed bid: an age v1 file encrypted to the tender's recipient.",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying an upload with the same key returns the first receipt.",
+    ),
+]
+
+
+def _declared_length(request: Request, limit: int) -> None:
+    """Refuse a body whose declared length is already too large, before reading any of it."""
+    declared = request.headers.get("content-length")
+    if declared is None:
+        return  # chunked: the limit is enforced while reading
+    if not declared.isdigit():
+        raise BadRequest("Content-Length must be a non-negative integer", type="bad_length")
+    if int(declared) > limit:
+        raise PayloadTooLarge(f"a sealed bid may be at most {limit} bytes", limit=limit)
+
+
+@router.post(
+    "/{tender_id}/bids",
+    status_code=201,
+    openapi_extra=_BID_BODY,
+    responses={200: {"description": "an upload retried with its Idempotency-Key"}, **_FOUND},
+)
+async def submit_bid(
+    request: Request,
+    response: Response,
+    tender: VisibleTender,
+    bidder: Bidder,
+    session: Session,
+    keys: Annotated[PlatformKeys, Depends(get_platform_keys)],
+    settings: Annotated[Settings, Depends(get_settings)],
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Hand in a sealed bid; it replaces the bidder's earlier one. Returns the signed receipt.
+
+    The deadline is decided by the server's clock when the bid is committed, after the
+    upload: an upload that starts before the deadline and ends after it is refused.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/octet-stream":
+        raise UnsupportedMediaType("send the sealed file as application/octet-stream")
+    _declared_length(request, settings.max_bid_bytes)
+    tender_id = tender.id
+    # No database connection or lock is held while the body streams in, however slowly.
+    await session.commit()
+    try:
+        upload = await uploads.receive(
+            request.stream(),
+            staging=settings.data_dir / "staging",
+            max_bytes=settings.max_bid_bytes,
+        )
+    except ClientDisconnect:
+        raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
+    blobs: BlobStore = request.app.state.blobs
+    try:
+        receipt, created = await bids_service.submit(
+            session=session,
+            tender_id=tender_id,
+            bidder=bidder,
+            upload=upload,
+            idempotency_key=idempotency_key,
+            key=keys.signing,
+        )
+        if created:
+            # Stored before the commit: a receipt never names a blob that is not there.
+            await anyio.to_thread.run_sync(blobs.put, upload.path, upload.sha256)
+    finally:
+        upload.path.unlink(missing_ok=True)
+    if not created:
+        response.status_code = 200
+    return receipt
+
+
+@router.delete("/{tender_id}/bids/mine", responses=_FOUND)
+async def withdraw_bid(
+    tender: VisibleTender,
+    bidder: Bidder,
+    session: Session,
+    keys: Annotated[PlatformKeys, Depends(get_platform_keys)],
+) -> dict[str, Any]:
+    """Withdraw the bidder's bid before the deadline; returns the signed withdrawal receipt."""
+    return await bids_service.withdraw(
+        session=session, tender_id=tender.id, bidder=bidder, key=keys.signing
+    )
+
+
+@router.get("/{tender_id}/bids/mine", responses=_FOUND)
+async def my_bid(tender: VisibleTender, bidder: Bidder, session: Session) -> dict[str, Any]:
+    """The bidder's current bid, if any, and every receipt it was given for this tender."""
+    bid, receipts = await bids_service.mine(session=session, tender_id=tender.id, bidder=bidder)
+    current = None
+    if bid is not None:
+        current = {
+            "id": str(bid.id),
+            "version": bid.version,
+            "sha256": bid.sha256,
+            "size": bid.size,
+            "received_at": bids_service.iso_utc(bid.received_at),
+            "status": bid.status.value,
+        }
+    return {"bid": current, "receipts": receipts}

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Enum,
     ForeignKey,
@@ -79,6 +80,9 @@ class Tender(Base):
     coefficient_commitment: Mapped[str | None] = mapped_column(String(64))
     opening_identity_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
     coefficient_seed_wrapped: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Leaves in the tender's receipt log. Claiming the next position is a conditional
+    # UPDATE of this row, which also takes the row lock that keeps positions gapless.
+    log_size: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     amendments: Mapped[list["TenderAmendment"]] = relationship(
         back_populates="tender", order_by="TenderAmendment.number", lazy="selectin"
@@ -102,3 +106,63 @@ class TenderAmendment(Base):
     amended_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     tender: Mapped[Tender] = relationship(back_populates="amendments")
+
+
+class BidStatus(enum.StrEnum):
+    """Only the latest version of a bidder's bid counts; a withdrawal ends it."""
+
+    active = "active"
+    superseded = "superseded"
+    withdrawn = "withdrawn"
+
+
+class Bid(Base):
+    """One version of an organization's sealed bid; the ciphertext lives in the blob store."""
+
+    __tablename__ = "bids"
+    __table_args__ = (
+        UniqueConstraint("tender_id", "bidder_id", "version"),
+        UniqueConstraint("tender_id", "bidder_id", "idempotency_key"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tender_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenders.id", ondelete="RESTRICT"), index=True
+    )
+    # The bidder is the organization: a company hands in one bid, whoever uploads it.
+    bidder_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
+    )
+    submitted_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    version: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[BidStatus] = mapped_column(
+        Enum(BidStatus, native_enum=False, length=16), default=BidStatus.active
+    )
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+
+
+class LogEntry(Base):
+    """A leaf of a tender's append-only receipt log: the signed receipt of a bid or withdrawal."""
+
+    __tablename__ = "log_entries"
+    __table_args__ = (UniqueConstraint("tender_id", "position"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tender_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenders.id", ondelete="RESTRICT"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    bid_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("bids.id", ondelete="RESTRICT"), index=True
+    )
+    bidder_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT")
+    )
+    # Exactly the canonical JSON that was hashed and signed, so proofs never re-encode.
+    body: Mapped[str] = mapped_column(Text)
+    leaf_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(100))

@@ -1,0 +1,253 @@
+"""Sealed bids: submission, replacement, withdrawal, and their signed receipts in the log.
+
+Every accepted submission or withdrawal claims the next position of the tender's log with
+one conditional UPDATE of the tender row (published, deadline not passed, by the server's
+clock now): the row lock it takes keeps positions gapless under concurrent submissions and
+makes the opening, which must update the same row, wait for the bid to commit or fail.
+"""
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bidding.auth.models import User
+from bidding.crypto.canonical import canonical_json
+from bidding.crypto.receipts import make_receipt
+from bidding.crypto.signing import SigningKey
+from bidding.db import utcnow
+from bidding.errors import Conflict, Forbidden
+from bidding.tenders.models import Bid, BidStatus, LogEntry, Tender, TenderStatus
+from bidding.tenders.uploads import StagedUpload
+
+Receipt = dict[str, Any]
+
+
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and Z, as every signed body writes time."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def receipt_of(entry: LogEntry) -> Receipt:
+    """The receipt exactly as signed."""
+    return {
+        "body": json.loads(entry.body),
+        "leaf_hash": entry.leaf_hash,
+        "key_id": entry.key_id,
+        "signature": entry.signature,
+    }
+
+
+def bidder_of(user: User) -> uuid.UUID:
+    """The organization a bidder bids for."""
+    if user.organization_id is None:
+        raise Forbidden("a bidder account must belong to an organization to bid")
+    return user.organization_id
+
+
+async def _claim_position(*, session: AsyncSession, tender_id: uuid.UUID) -> tuple[int, datetime]:
+    """The next log position, if the tender takes bids now; Conflict saying why otherwise."""
+    now = utcnow()
+    size = await session.scalar(
+        update(Tender)
+        .where(
+            Tender.id == tender_id,
+            Tender.status == TenderStatus.published,
+            Tender.bid_deadline > now,
+        )
+        .values(log_size=Tender.log_size + 1)
+        .returning(Tender.log_size)
+    )
+    if size is None:
+        tender = await session.get(Tender, tender_id, populate_existing=True)
+        if tender is not None and tender.status is TenderStatus.published:
+            raise Conflict(
+                "the bid deadline has passed: bids are decided by the server's clock when "
+                "they are committed",
+                type="deadline_passed",
+            )
+        status = tender.status.value if tender else "unknown"
+        raise Conflict(f"the tender is {status}: it does not take bids", type="tender_not_open")
+    return size - 1, now
+
+
+async def _append(
+    *, session: AsyncSession, bid: Bid, kind: str, position: int, at: datetime, key: SigningKey
+) -> Receipt:
+    body = {
+        "kind": kind,
+        "tender_id": str(bid.tender_id),
+        "bidder_id": str(bid.bidder_id),
+        "bid_id": str(bid.id),
+        "version": bid.version,
+        "sha256": bid.sha256,
+        "size": bid.size,
+        "received_at": iso_utc(at),
+    }
+    receipt = make_receipt(body, key)
+    session.add(
+        LogEntry(
+            tender_id=bid.tender_id,
+            position=position,
+            bid_id=bid.id,
+            bidder_id=bid.bidder_id,
+            body=canonical_json(body).decode("utf-8"),
+            leaf_hash=receipt["leaf_hash"],
+            key_id=receipt["key_id"],
+            signature=receipt["signature"],
+        )
+    )
+    return receipt
+
+
+async def current_bid(
+    *, session: AsyncSession, tender_id: uuid.UUID, bidder_id: uuid.UUID
+) -> Bid | None:
+    """The bidder's bid that counts now, if any."""
+    bid: Bid | None = await session.scalar(
+        select(Bid).where(
+            Bid.tender_id == tender_id,
+            Bid.bidder_id == bidder_id,
+            Bid.status == BidStatus.active,
+        )
+    )
+    return bid
+
+
+async def _replayed(
+    *, session: AsyncSession, tender_id: uuid.UUID, bidder_id: uuid.UUID, key: str, sha256: str
+) -> Receipt | None:
+    """The first receipt of an upload retried with the same Idempotency-Key."""
+    row = (
+        await session.execute(
+            select(Bid, LogEntry)
+            .join(LogEntry, LogEntry.bid_id == Bid.id)
+            .where(
+                Bid.tender_id == tender_id,
+                Bid.bidder_id == bidder_id,
+                Bid.idempotency_key == key,
+            )
+            .order_by(LogEntry.position)
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    bid, entry = row
+    if bid.sha256 != sha256:
+        raise Conflict(
+            "this Idempotency-Key was used for a different file; use a new key for a new bid",
+            type="idempotency_key_reused",
+        )
+    return receipt_of(entry)
+
+
+async def submit(
+    *,
+    session: AsyncSession,
+    tender_id: uuid.UUID,
+    bidder: User,
+    upload: StagedUpload,
+    idempotency_key: str | None,
+    key: SigningKey,
+) -> tuple[Receipt, bool]:
+    """Record a new version of the bidder's bid; (receipt, True), or the first receipt
+    and False when the upload repeats an Idempotency-Key."""
+    bidder_id = bidder_of(bidder)
+    if idempotency_key is not None:
+        replayed = await _replayed(
+            session=session,
+            tender_id=tender_id,
+            bidder_id=bidder_id,
+            key=idempotency_key,
+            sha256=upload.sha256,
+        )
+        if replayed is not None:
+            return replayed, False
+    try:
+        async with session.begin_nested():
+            position, now = await _claim_position(session=session, tender_id=tender_id)
+            latest = await session.scalar(
+                select(func.max(Bid.version)).where(
+                    Bid.tender_id == tender_id, Bid.bidder_id == bidder_id
+                )
+            )
+            await session.execute(
+                update(Bid)
+                .where(
+                    Bid.tender_id == tender_id,
+                    Bid.bidder_id == bidder_id,
+                    Bid.status == BidStatus.active,
+                )
+                .values(status=BidStatus.superseded)
+            )
+            bid = Bid(
+                id=uuid.uuid4(),
+                tender_id=tender_id,
+                bidder_id=bidder_id,
+                submitted_by_id=bidder.id,
+                version=(latest or 0) + 1,
+                sha256=upload.sha256,
+                size=upload.size,
+                received_at=now,
+                status=BidStatus.active,
+                idempotency_key=idempotency_key,
+            )
+            session.add(bid)
+            await session.flush()
+            receipt = await _append(
+                session=session, bid=bid, kind="bid", position=position, at=now, key=key
+            )
+            await session.flush()
+    except IntegrityError:
+        # The same Idempotency-Key raced in from a parallel retry and won: answer as a
+        # replay. Its log position was rolled back with the savepoint, so no gap remains.
+        if idempotency_key is None:
+            raise
+        replayed = await _replayed(
+            session=session,
+            tender_id=tender_id,
+            bidder_id=bidder_id,
+            key=idempotency_key,
+            sha256=upload.sha256,
+        )
+        if replayed is None:
+            raise
+        return replayed, False
+    return receipt, True
+
+
+async def withdraw(
+    *, session: AsyncSession, tender_id: uuid.UUID, bidder: User, key: SigningKey
+) -> Receipt:
+    """End the bidder's bid before the deadline; the withdrawal is receipted and logged."""
+    bidder_id = bidder_of(bidder)
+    position, now = await _claim_position(session=session, tender_id=tender_id)
+    bid = await current_bid(session=session, tender_id=tender_id, bidder_id=bidder_id)
+    if bid is None:
+        raise Conflict("there is no bid to withdraw", type="no_bid")
+    bid.status = BidStatus.withdrawn
+    receipt = await _append(
+        session=session, bid=bid, kind="withdrawal", position=position, at=now, key=key
+    )
+    await session.flush()
+    return receipt
+
+
+async def mine(
+    *, session: AsyncSession, tender_id: uuid.UUID, bidder: User
+) -> tuple[Bid | None, list[Receipt]]:
+    """The bidder's current bid and every receipt it was given for this tender, in order."""
+    bidder_id = bidder_of(bidder)
+    entries = await session.scalars(
+        select(LogEntry)
+        .where(LogEntry.tender_id == tender_id, LogEntry.bidder_id == bidder_id)
+        .order_by(LogEntry.position)
+    )
+    bid = await current_bid(session=session, tender_id=tender_id, bidder_id=bidder_id)
+    return bid, [receipt_of(entry) for entry in entries]
