@@ -1,5 +1,6 @@
 """The web application: create_app() wires settings, database, keys, routers and errors."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -8,6 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding import demo
 from bidding.auth.endpoints import router as auth_router
 from bidding.db import create_engine, create_session_factory, get_session, utcnow
 from bidding.errors import ERROR_RESPONSES, install_error_handlers
@@ -47,9 +49,25 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
         app.state.keys = load_platform_keys(settings)
+        background: list[asyncio.Task[None]] = []
+        if settings.demo and settings.environment != "production":
+            background.append(
+                asyncio.create_task(
+                    demo.run_bidders(
+                        session_factory=app.state.session_factory,
+                        keys=app.state.keys,
+                        blobs=app.state.blobs,
+                        settings=settings,
+                    ),
+                    name="demo-bidders",
+                )
+            )
         try:
             yield
         finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await engine.dispose()
 
     app = FastAPI(

@@ -1,20 +1,34 @@
 """Demo data for a first look: clearly labelled accounts and a tender whose deadline is near."""
 
+import asyncio
+import json
+import logging
+import random
 import secrets
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bidding.auth import service as auth_service
 from bidding.auth.models import Role, User
 from bidding.auth.uscc import check_character
+from bidding.crypto import age
 from bidding.db import utcnow
+from bidding.errors import DomainError
 from bidding.keys import PlatformKeys
 from bidding.settings import Settings
+from bidding.tenders import bids as bids_service
 from bidding.tenders import service as tenders_service
+from bidding.tenders import uploads
+from bidding.tenders.blobs import BlobStore
+from bidding.tenders.models import Tender, TenderStatus
 from bidding.tenders.schemas import TenderCreate
+
+logger = logging.getLogger(__name__)
 
 # Under example.com (RFC 2606), which takes no mail: nobody mistakes these for real people.
 DEMO_DOMAIN = "demo.example.com"
@@ -113,3 +127,75 @@ async def seed(
 
 def _period(settings: Settings) -> timedelta:
     return timedelta(seconds=settings.min_bidding_period_seconds)
+
+
+# --- demo bidders --------------------------------------------------------------------------
+
+# Seconds before the deadline at which each demo bidder hands in its bid.
+BID_LEADS = (150, 100, 60, 25)
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _bid_form(rng: random.Random) -> bytes:
+    price = Decimal(rng.randrange(95_000_000, 145_000_000)) / 100
+    form = {"price": f"{price:.2f}", "duration_days": rng.randrange(90, 240)}
+    return json.dumps(form, sort_keys=True).encode("utf-8")
+
+
+async def run_bidders(
+    *,
+    session_factory: async_sessionmaker[AsyncSession],
+    keys: PlatformKeys,
+    blobs: BlobStore,
+    settings: Settings,
+    leads: Sequence[float] = BID_LEADS,
+) -> None:
+    """Let the demo bidders seal and hand in bids shortly before the demo tender's deadline.
+
+    They go through the same upload checks, service and blob store as a real upload.
+    """
+    async with session_factory() as session:
+        tender = await session.scalar(
+            select(Tender)
+            .where(Tender.reference.startswith("DEMO-"), Tender.status == TenderStatus.published)
+            .order_by(Tender.bid_deadline.desc())
+        )
+        bidders = (
+            await session.scalars(
+                select(User)
+                .where(User.email.like(f"bidder%@{DEMO_DOMAIN}"), User.role == Role.bidder)
+                .order_by(User.email)
+            )
+        ).all()
+    if tender is None or tender.opening_recipient is None:
+        return
+    recipient = age.Recipient.parse(tender.opening_recipient)
+    rng = random.Random(str(tender.id))  # noqa: S311 - demo prices, not secrets
+    for bidder, lead in zip(bidders, leads, strict=False):
+        wait = (tender.bid_deadline - timedelta(seconds=lead) - utcnow()).total_seconds()
+        if wait < 0:
+            continue  # too late for this one (a restart near the deadline)
+        await asyncio.sleep(wait)
+        sealed = age.seal_bytes(_bid_form(rng), [recipient])
+        upload = await uploads.receive(
+            _chunks(sealed), staging=settings.data_dir / "staging", max_bytes=settings.max_bid_bytes
+        )
+        try:
+            async with session_factory() as session, session.begin():
+                await bids_service.submit(
+                    session=session,
+                    tender_id=tender.id,
+                    bidder=bidder,
+                    upload=upload,
+                    idempotency_key=f"demo-{tender.id}-{bidder.id}",
+                    key=keys.signing,
+                )
+                await asyncio.to_thread(blobs.put, upload.path, upload.sha256)
+            logger.info("demo bidder %s handed in a sealed bid", bidder.email)
+        except DomainError as exc:
+            logger.warning("demo bidder %s could not bid: %s", bidder.email, exc.detail)
+        finally:
+            upload.path.unlink(missing_ok=True)

@@ -1,5 +1,10 @@
 """The demo data that `make run` seeds on an empty database."""
 
+import json
+from datetime import timedelta
+from decimal import Decimal
+
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,7 +15,9 @@ from bidding.crypto import age
 from bidding.db import utcnow
 from bidding.keys import PlatformKeys
 from bidding.settings import Settings
-from bidding.tenders.models import Tender, TenderStatus
+from bidding.tenders import service as tenders_service
+from bidding.tenders.blobs import FilesystemBlobStore
+from bidding.tenders.models import Bid, Tender, TenderStatus
 
 
 class TestSeed:
@@ -47,3 +54,34 @@ class TestSeed:
         assert await demo.seed(session=session, keys=platform_keys, settings=settings) == []
         assert await session.scalar(select(func.count()).select_from(User)) == users
         assert await session.scalar(select(func.count()).select_from(Tender)) == 1
+
+
+class TestDemoBidders:
+    async def test_the_demo_bidders_hand_in_sealed_bids_before_the_deadline(
+        self,
+        app: FastAPI,
+        session: AsyncSession,
+        platform_keys: PlatformKeys,
+        settings: Settings,
+    ) -> None:
+        await demo.seed(session=session, keys=platform_keys, settings=settings)
+        tender = (await session.scalars(select(Tender))).one()
+        tender.bid_deadline = utcnow() + timedelta(seconds=30)
+        await session.flush()
+        blobs = FilesystemBlobStore(settings.data_dir / "blobs")
+        await demo.run_bidders(
+            session_factory=app.state.session_factory,
+            keys=platform_keys,
+            blobs=blobs,
+            settings=settings,
+            leads=[29.9, 29.8, 29.7, 29.6],
+        )
+        bids = (await session.scalars(select(Bid).order_by(Bid.received_at))).all()
+        assert len(bids) == 4
+        identity = tenders_service.opening_identity(master=platform_keys.master, tender=tender)
+        for bid in bids:
+            with blobs.open(bid.sha256) as sealed:
+                form = json.loads(age.unseal_bytes(sealed.read(), [identity]))
+            assert Decimal("900000") <= Decimal(form["price"]) <= Decimal("1500000")
+            assert 30 <= form["duration_days"] <= 365
+        assert list(settings.data_dir.joinpath("staging").iterdir()) == []
