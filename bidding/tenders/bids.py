@@ -60,7 +60,9 @@ async def _claim_position(*, session: AsyncSession, tender_id: uuid.UUID) -> tup
             Tender.status == TenderStatus.published,
             Tender.bid_deadline > now,
         )
-        .values(log_size=Tender.log_size + 1)
+        # updated_at is kept as it is: a visible change at each bid would tell everyone
+        # that, and when, somebody bid.
+        .values(log_size=Tender.log_size + 1, updated_at=Tender.updated_at)
         .returning(Tender.log_size)
     )
     if size is None:

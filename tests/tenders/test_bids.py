@@ -114,3 +114,16 @@ class TestSubmit:
         other = await submit(client, tender, headers, sealed())
         assert other.status_code == 409
         assert other.json()["type"] == "idempotency_key_reused"
+
+
+class TestSecrecy:
+    async def test_the_tender_looks_the_same_to_everyone_after_a_bid(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        tender = await open_tender(session)
+        bidder = await create_user(session, role=Role.bidder)
+        before = (await client.get(f"{TENDERS}/{tender.id}")).json()
+        assert (await submit(client, tender, await bearer(session, bidder), sealed())).is_success
+        after = (await client.get(f"{TENDERS}/{tender.id}")).json()
+        before.pop("server_time"), after.pop("server_time")
+        assert after == before
