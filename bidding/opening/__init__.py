@@ -1,0 +1,1 @@
+"""The opening: scheduling, the pipeline, scoring, events and live rooms."""
