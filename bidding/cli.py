@@ -1,4 +1,4 @@
-"""The `bidding` command: keys, sealing and unsealing, the service and its maintenance.
+"""The `bidding` command: keys, sealing, submitting bids, the service and its maintenance.
 
 argparse rather than a richer framework: `bidding unseal` is timed against `age -d`, and
 start-up time counts for every file a bidder seals.
@@ -100,6 +100,47 @@ def _build_parser() -> argparse.ArgumentParser:
     create.add_argument("--org-name", help="organization name (all roles but admin)")
     create.add_argument("--org-code", help="its 18-character unified social credit code")
     create.set_defaults(run=users_create_command)
+
+    submit = commands.add_parser(
+        "submit", help="upload a sealed bid, keep its receipt", description=submit_command.__doc__
+    )
+    submit.add_argument("--server", required=True, metavar="URL", help="the platform's address")
+    submit.add_argument("--tender", required=True, metavar="ID", help="the tender's id")
+    account = submit.add_mutually_exclusive_group(required=True)
+    account.add_argument("--token", help="a bearer token (POST /api/v1/auth/token)")
+    account.add_argument("--email", help="sign in as this bidder; the password is asked for")
+    submit.add_argument(
+        "--password-stdin", action="store_true", help="with --email: read the password from stdin"
+    )
+    submit.add_argument(
+        "--idempotency-key", metavar="KEY",
+        help="the key of an earlier attempt, so a repeat is not a new version (default: new)",
+    )  # fmt: skip
+    submit.add_argument(
+        "-o", "--output", type=Path, metavar="RECEIPT.json",
+        help="save the receipt here (default: receipt-<tender>-v<version>.json)",
+    )  # fmt: skip
+    submit.add_argument(
+        "--seal", action="store_true", help="seal the bid form given by --form, then upload"
+    )
+    submit.add_argument("--form", type=Path, metavar="BID.json", help="with --seal: the bid form")
+    submit.add_argument(
+        "--attach", dest="attachments", action="append", type=Path, default=[], metavar="FILE",
+        help="with --seal: a document sealed with the form; repeat for several",
+    )  # fmt: skip
+    submit.add_argument(
+        "input", nargs="?", type=Path, metavar="FILE", help="a sealed bid (an age file)"
+    )
+    submit.set_defaults(run=submit_command, usage_error=submit.error)
+
+    verify_receipt = commands.add_parser(
+        "verify-receipt",
+        help="check a receipt's signature and its place in the log",
+        description=verify_receipt_command.__doc__,
+    )
+    verify_receipt.add_argument("receipt", type=Path, metavar="RECEIPT.json")
+    verify_receipt.add_argument("--server", required=True, metavar="URL", help="the platform")
+    verify_receipt.set_defaults(run=verify_receipt_command)
     return parser
 
 
@@ -220,6 +261,114 @@ async def _create_user(settings: "Settings", args: argparse.Namespace) -> str:
             organization_code=args.org_code,
         )
         return user.email
+
+
+def submit_command(args: argparse.Namespace) -> None:
+    """Upload a sealed bid to a tender and save the signed receipt.
+
+    With --seal, the bid form (and any attachments, in a ZIP) is checked against the tender's
+    form and sealed to the tender's recipient first; no plaintext is written to disk. A failed
+    upload is retried with the same Idempotency-Key, so it never makes a second version.
+    """
+    import uuid
+
+    from bidding import client
+
+    usage_error: Callable[[str], NoReturn] = args.usage_error
+    if args.seal == (args.input is not None):
+        usage_error("give either a sealed FILE or --seal --form BID.json")
+    if args.seal and args.form is None:
+        usage_error("--seal needs --form BID.json")
+    if not args.seal and (args.form is not None or args.attachments):
+        usage_error("--form and --attach go with --seal")
+    if args.password_stdin and args.email is None:
+        usage_error("--password-stdin goes with --email")
+    idempotency_key = args.idempotency_key or str(uuid.uuid4())
+    if not 1 <= len(idempotency_key) <= 128 or not all("!" <= c <= "~" for c in idempotency_key):
+        usage_error("--idempotency-key must be 1 to 128 printable ASCII characters")
+    if args.output is not None and not args.output.resolve().parent.is_dir():
+        # Found out now, not once the bid is in and its receipt has nowhere to go.
+        raise CommandError(f"{args.output}: its folder does not exist")
+    with _client_errors(), contextlib.ExitStack() as stack:
+        tender_id = client.tender_id_text(args.tender)
+        http = stack.enter_context(client.open_client(args.server))
+        if args.seal:
+            sealed = stack.enter_context(
+                client.prepare_bid(
+                    http, tender_id=tender_id, form_path=args.form, attachments=args.attachments
+                )
+            )
+        else:
+            sealed = stack.enter_context(args.input.open("rb"))
+            try:
+                client.check_sealed(sealed)
+            except client.ClientError as exc:
+                raise CommandError(f"{args.input}: {exc}") from None
+        token = args.token or client.sign_in(http, email=args.email, password=_password(args))
+        with _progress(client.file_size(sealed)) as progress:
+            submission = client.submit(
+                http,
+                tender_id=tender_id,
+                token=token,
+                sealed=sealed,
+                idempotency_key=idempotency_key,
+                progress=progress,
+            )
+    path = args.output or Path(client.receipt_filename(tender_id, submission.receipt))
+    # Saved even when it does not check out: it is the bidder's evidence of what was answered.
+    client.save_receipt(submission.receipt, path)
+    if submission.problems:
+        raise CommandError(
+            f"the receipt saved to {path} does not check out: {'; '.join(submission.problems)}"
+        )
+    body = submission.receipt["body"]
+    retried = " (an earlier attempt had already arrived)" if submission.replayed else ""
+    print(
+        f"bid received{retried}: version {body['version']}, sha256 {body['sha256'][:16]}…, "
+        f"received at {body['received_at']}; receipt saved to {path}"
+    )
+
+
+def verify_receipt_command(args: argparse.Namespace) -> None:
+    """Check a receipt with the platform's published keys, then prove it is in the tender's log.
+
+    The log is sealed at the deadline; before that, inclusion is reported as not yet provable.
+    """
+    from bidding import client
+
+    with _client_errors(), client.open_client(args.server) as http:
+        check = client.verify_receipt_file(http, args.receipt)
+    if check.problems:
+        raise CommandError(f"{args.receipt}: {'; '.join(check.problems)}")
+    print(f"signature: ok (key {check.key_id})")
+    assert check.inclusion is not None
+    if check.inclusion.proven is False:
+        sys.stdout.flush()
+        raise CommandError(f"inclusion: {check.inclusion.detail}")
+    print(f"inclusion: {check.inclusion.detail}")
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"Password for {args.email}: ")
+    if not password:
+        raise CommandError("no password given")
+    return password
+
+
+@contextlib.contextmanager
+def _client_errors() -> Iterator[None]:
+    """The bidder client's refusals, as the command's one error line."""
+    from bidding.client import ClientError
+
+    try:
+        yield
+    except ClientError as exc:
+        raise CommandError(str(exc)) from None
 
 
 @contextlib.asynccontextmanager

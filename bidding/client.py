@@ -1,0 +1,664 @@
+"""The bidder's side of submission: check a bid form, build and seal it, upload it, check receipts.
+
+Plain functions and httpx calls, with no FastAPI or SQLAlchemy import: this runs on a bidder's
+machine behind `bidding submit` and `bidding verify-receipt`. Every function that talks to the
+platform takes an `httpx.Client`, so tests can give it one over an in-process transport.
+"""
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+import time
+import unicodedata
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple, cast
+
+import httpx
+
+from bidding.crypto import age, merkle
+from bidding.crypto.canonical import MAX_SAFE_INTEGER, canonical_json
+from bidding.crypto.receipts import receipt_problems
+from bidding.crypto.signing import VerifyKey, verify_document
+from bidding.opening import forms
+
+API = "/api/v1"
+UPLOAD_BLOCK_SIZE = 1024 * 1024
+# Pauses before the retries of an upload: connection failures and 5xx answers are retried
+# with the same Idempotency-Key, so a bid the server did receive is answered, not repeated.
+RETRY_DELAYS = (1.0, 2.0, 4.0)
+NOT_YET_PROVABLE = "not yet provable (the log is sealed at the deadline)"
+
+# The platform's rule for decimals (tenders.schemas): plain positional notation in a string,
+# so that the text sealed is exactly the number meant; no floats, exponents or infinities.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_MAX_DECIMAL_TEXT = 40
+_MONEY_INTEGER_DIGITS = 15
+_CENT = Decimal("0.01")
+# A ZIP of attachments larger than this spills from memory into an unlinked temporary file.
+_SPOOL_BYTES = 64 * 1024 * 1024
+_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+_RETRIED_ERRORS = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
+
+Progress = Callable[[int], None]
+
+
+class ClientError(Exception):
+    """A failure to report to the bidder in one line."""
+
+
+class FormError(ClientError):
+    """A bid form the tender would refuse; the message starts with the field's name."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+
+
+# --- the bid form --------------------------------------------------------------------------
+
+
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = [name for name, _ in pairs]
+    for name in names:
+        if names.count(name) > 1:
+            raise _DuplicateKeyError(f"{name}: given twice")
+    return dict(pairs)
+
+
+def load_form(path: Path) -> dict[str, Any]:
+    """Read a bid form: one JSON object, in UTF-8 (a BOM is tolerated), without repeated keys."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ClientError(f"{path}: not UTF-8 text") from None
+    try:
+        form = json.loads(text, object_pairs_hook=_refuse_duplicates)
+    except _DuplicateKeyError as exc:
+        raise ClientError(f"{path}: {exc}") from None
+    except ValueError as exc:
+        raise ClientError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(form, dict):
+        raise ClientError(f'{path}: the bid form must be a JSON object, like {{"price": "1.00"}}')
+    return form
+
+
+def validate_form(
+    form: Mapping[str, Any],
+    bid_fields: Sequence[Mapping[str, Any]],
+    *,
+    ceiling_price: str | None = None,
+    floor_price: str | None = None,
+) -> None:
+    """Raise FormError for the first field the tender's bid form would refuse.
+
+    A price outside the tender's floor and ceiling is refused too: such a bid is rejected at
+    the opening, when it is too late to correct it.
+    """
+    declared = {field["name"]: field for field in bid_fields}
+    for name in form:
+        if name not in declared:
+            raise FormError(name, f"not a field of this tender's form ({', '.join(declared)})")
+    for field in bid_fields:
+        name = field["name"]
+        if name not in form:
+            if field.get("required", True):
+                raise FormError(name, f"required ({field.get('label') or name}) but missing")
+            continue
+        _check_value(field, form[name])
+    if forms.PRICE_FIELD in form:
+        price = Decimal(form[forms.PRICE_FIELD])
+        if ceiling_price is not None and price > Decimal(ceiling_price):
+            raise FormError(forms.PRICE_FIELD, f"above the tender's ceiling price {ceiling_price}")
+        if floor_price is not None and price < Decimal(floor_price):
+            raise FormError(forms.PRICE_FIELD, f"below the tender's floor price {floor_price}")
+
+
+def _check_value(field: Mapping[str, Any], value: object) -> None:
+    name, kind = field["name"], field["type"]
+    if value is None:
+        raise FormError(name, "null; leave an optional field out instead")
+    number: Decimal | None = None
+    if kind == "decimal":
+        if not isinstance(value, str):
+            raise FormError(name, 'must be a decimal number in a string, such as "1234.50"')
+        if len(value) > _MAX_DECIMAL_TEXT or not _DECIMAL_TEXT.fullmatch(value):
+            raise FormError(name, 'must be a decimal number written like "1234.50"')
+        number = Decimal(value)
+        if name == forms.PRICE_FIELD:
+            if number != number.quantize(_CENT):
+                raise FormError(name, "at most 2 decimal places")
+            if number <= 0:
+                raise FormError(name, "must be greater than 0")
+            if number >= Decimal(10) ** _MONEY_INTEGER_DIGITS:
+                raise FormError(name, f"at most {_MONEY_INTEGER_DIGITS} digits before the point")
+    elif kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise FormError(name, "must be a whole number without quotes, such as 180")
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise FormError(name, f"must be within ±{MAX_SAFE_INTEGER}")
+        number = Decimal(value)
+    elif kind == "text":
+        if not isinstance(value, str):
+            raise FormError(name, "must be text in quotes")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FormError(name, "must be valid Unicode text") from None
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            raise FormError(name, "must be true or false")
+    else:
+        raise FormError(name, f"has type {kind!r}, which this version of bidding does not know")
+    if number is not None:
+        low, high = field.get("min"), field.get("max")
+        if low is not None and number < Decimal(low):
+            raise FormError(name, f"must be at least {low}")
+        if high is not None and number > Decimal(high):
+            raise FormError(name, f"must be at most {high}")
+
+
+def build_plaintext(form: Mapping[str, Any], attachments: Sequence[Path] = ()) -> BinaryIO:
+    """The bid as it is sealed: the form's JSON, or a ZIP of `bid.json` and the attachments.
+
+    Attachments go under `attachments/<name>`. The result is in memory, or in an unlinked
+    temporary file once large, so no plaintext is left behind on disk; the caller closes it.
+    """
+    data = canonical_json(form)
+    if not attachments:
+        return io.BytesIO(data)
+    seen: dict[str, Path] = {}
+    for path in attachments:
+        if path.is_dir():
+            raise ClientError(f"{path}: is a folder; attach its files one by one")
+        if not path.is_file():
+            what = "not a regular file" if path.exists() else "no such file"
+            raise ClientError(f"{path}: {what}")
+        # Folded as the opening folds them: unpacked on Windows or macOS, both are one file.
+        key = unicodedata.normalize("NFC", path.name).casefold()
+        if key in seen:
+            raise ClientError(
+                f"{path}: another attachment is also named {path.name!r} ({seen[key]}); rename one"
+            )
+        seen[key] = path
+    stored: set[str] = set()
+    while True:
+        spool, too_compressible = _zip(data, attachments, stored)
+        if not too_compressible:
+            return spool
+        # The opening takes a very high compression ratio for a zip bomb: store those files.
+        spool.close()
+        stored |= too_compressible
+
+
+def _zip(
+    form_data: bytes, attachments: Sequence[Path], stored: set[str]
+) -> tuple[BinaryIO, set[str]]:
+    """A ZIP of the form and attachments; also the names compressed beyond the opening's ratio."""
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 (returned)
+    try:
+        with zipfile.ZipFile(
+            spool, "w", compression=zipfile.ZIP_DEFLATED, strict_timestamps=False
+        ) as archive:
+            archive.writestr(forms.BID_FORM_NAME, form_data)
+            for path in attachments:
+                name = f"attachments/{path.name}"
+                method = zipfile.ZIP_STORED if name in stored else zipfile.ZIP_DEFLATED
+                archive.write(path, name, compress_type=method)
+            too_compressible = {
+                info.filename
+                for info in archive.infolist()
+                if info.file_size > forms.RATIO_CHECKED_ABOVE_BYTES
+                and info.file_size > info.compress_size * forms.MAX_COMPRESSION_RATIO
+            }
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    return cast(BinaryIO, spool), too_compressible
+
+
+# --- the tender and sealing ----------------------------------------------------------------
+
+
+def tender_id_text(text: str) -> str:
+    """A tender id in its canonical form; ClientError if it is not a UUID."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise ClientError(f"{text!r} is not a tender id (a UUID)") from None
+
+
+def sealing_recipient(tender: Mapping[str, Any]) -> age.Recipient:
+    """The recipient to seal a bid for this tender to; ClientError if it takes no bids now."""
+    status = tender.get("status")
+    if status != "published":
+        raise ClientError(f"the tender is {status}: it does not take bids")
+    if tender.get("opening_mode") == "bidder":
+        raise ClientError(
+            "the tender is opened by its bidders: bidder-mode sealing comes with online "
+            "decryption, not yet in this command"
+        )
+    deadline, now = tender.get("bid_deadline"), tender.get("server_time")
+    try:
+        passed = datetime.fromisoformat(str(now)) >= datetime.fromisoformat(str(deadline))
+    except (TypeError, ValueError):
+        raise ClientError("the tender's bid_deadline or server_time is not a time") from None
+    if passed:
+        raise ClientError(f"the bid deadline {deadline} has passed (server time {now})")
+    recipient = tender.get("opening_recipient")
+    if not isinstance(recipient, str):
+        raise ClientError("the tender has no opening recipient to seal to")
+    return age.Recipient.parse(recipient)
+
+
+def seal_bid(plaintext: BinaryIO, recipient: age.Recipient) -> BinaryIO:
+    """Seal a plaintext into an unlinked temporary file, rewound; the caller closes it."""
+    sealed = tempfile.TemporaryFile()  # noqa: SIM115 (returned)
+    try:
+        age.seal(plaintext, sealed, [recipient])
+        sealed.seek(0)
+    except BaseException:
+        sealed.close()
+        raise
+    return sealed
+
+
+def prepare_bid(
+    http: httpx.Client, *, tender_id: str, form_path: Path, attachments: Sequence[Path] = ()
+) -> BinaryIO:
+    """Check a bid form against the tender and seal it with its attachments, ready to upload."""
+    form = load_form(form_path)
+    tender = fetch_tender(http, tender_id)
+    recipient = sealing_recipient(tender)
+    try:
+        validate_form(
+            form,
+            tender.get("bid_fields") or [],
+            ceiling_price=tender.get("ceiling_price"),
+            floor_price=tender.get("floor_price"),
+        )
+    except FormError as exc:
+        raise ClientError(f"{form_path}: {exc}") from None
+    with build_plaintext(form, attachments) as plaintext:
+        # The opening's own reading, so that nothing sealed now is refused at the opening.
+        ceiling, floor = tender.get("ceiling_price"), tender.get("floor_price")
+        try:
+            forms.read_bid_form(
+                plaintext,
+                bid_fields=tender.get("bid_fields") or [],
+                ceiling=Decimal(str(ceiling)),
+                floor=None if floor is None else Decimal(str(floor)),
+            )
+        except forms.FormError as exc:
+            raise ClientError(f"the opening would refuse this bid: {exc.detail}") from None
+        except (ArithmeticError, ValueError) as exc:
+            raise ClientError(f"the tender's bid form or prices are malformed: {exc}") from None
+        plaintext.seek(0)
+        return seal_bid(plaintext, recipient)
+
+
+def check_sealed(sealed: BinaryIO) -> None:
+    """Raise ClientError unless the file is an age file sealed to an X25519 recipient."""
+    try:
+        header = age.read_header(sealed)
+    except age.AgeError as exc:
+        raise ClientError(f"not a sealed bid: {exc}") from None
+    finally:
+        sealed.seek(0)
+    if not any(stanza.type == "X25519" for stanza in header.stanzas):
+        raise ClientError("not sealed to an X25519 (age1…) recipient, as bids must be")
+    if file_size(sealed) < len(header.encode()) + age.NONCE_SIZE + age.TAG_SIZE:
+        raise ClientError("not a sealed bid: the file ends after its header")
+
+
+def file_size(file: BinaryIO) -> int:
+    """The size of a seekable file, which is left rewound."""
+    size = file.seek(0, os.SEEK_END)
+    file.seek(0)
+    return size
+
+
+# --- talking to the platform ---------------------------------------------------------------
+
+
+def open_client(server: str, *, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """An HTTP client for the platform at `server` (http:// or https://)."""
+    if not server.startswith(("http://", "https://")):
+        raise ClientError(f"--server {server!r} must start with http:// or https://")
+    # Redirects are not followed: a password or a bid is sent to the address given, only.
+    return httpx.Client(base_url=server, timeout=_TIMEOUT, transport=transport)
+
+
+def _error(response: httpx.Response, action: str) -> ClientError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        kind = body.get("type", "error")
+        return ClientError(f"{action}: {body['detail']} ({kind}, HTTP {response.status_code})")
+    return ClientError(f"{action}: HTTP {response.status_code} {response.reason_phrase}")
+
+
+def _unreachable(http: httpx.Client, exc: httpx.HTTPError) -> ClientError:
+    return ClientError(f"cannot reach {http.base_url}: {_describe(exc)}")
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _json(response: httpx.Response, action: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ClientError(f"{action}: the server's answer is not JSON") from None
+
+
+def _get(http: httpx.Client, path: str, action: str, **params: str) -> httpx.Response:
+    try:
+        return http.get(path, params=params)
+    except httpx.HTTPError as exc:
+        raise _unreachable(http, exc) from None
+
+
+def sign_in(http: httpx.Client, *, email: str, password: str) -> str:
+    """A bearer token for the account."""
+    action = "signing in"
+    try:
+        response = http.post(f"{API}/auth/token", data={"username": email, "password": password})
+    except httpx.HTTPError as exc:
+        raise _unreachable(http, exc) from None
+    if response.status_code != 200:
+        raise _error(response, action)
+    answer = _json(response, action)
+    token = answer.get("access_token") if isinstance(answer, dict) else None
+    if not isinstance(token, str):
+        raise ClientError(f"{action}: the server's answer has no access_token")
+    return token
+
+
+def fetch_tender(http: httpx.Client, tender_id: str) -> dict[str, Any]:
+    """The tender as the platform shows it."""
+    action = f"reading tender {tender_id}"
+    response = _get(http, f"{API}/tenders/{tender_id}", action)
+    if response.status_code != 200:
+        raise _error(response, action)
+    tender = _json(response, action)
+    if not isinstance(tender, dict):
+        raise ClientError(f"{action}: the server's answer is not a tender")
+    return tender
+
+
+def fetch_keys(http: httpx.Client) -> dict[str, VerifyKey]:
+    """The platform's published signing keys, by key id."""
+    action = "fetching the platform's keys"
+    response = _get(http, f"{API}/keys", action)
+    if response.status_code != 200:
+        raise _error(response, action)
+    entries = _json(response, action)
+    entries = entries.get("keys") if isinstance(entries, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ClientError(f"{action}: the answer is not a list of keys")
+    keys = {}
+    for entry in entries:
+        try:
+            key = VerifyKey.from_dict(entry)
+        except ValueError as exc:
+            raise ClientError(f"{action}: a published key is malformed: {exc}") from None
+        keys[key.key_id] = key
+    return keys
+
+
+class Upload(NamedTuple):
+    """The platform's answer to an upload."""
+
+    receipt: dict[str, Any]
+    replayed: bool  # the Idempotency-Key had been used: this is the first upload's receipt
+    attempts: int
+
+
+def _blocks(sealed: BinaryIO, size: int, progress: Progress | None) -> Iterator[bytes]:
+    sent = 0
+    while block := sealed.read(UPLOAD_BLOCK_SIZE):
+        sent += len(block)
+        if sent > size:
+            break
+        yield block
+        if progress is not None:
+            progress(sent)
+    if sent != size:
+        raise ClientError("the file changed while it was being uploaded")
+
+
+def upload(
+    http: httpx.Client,
+    *,
+    tender_id: str,
+    token: str,
+    sealed: BinaryIO,
+    idempotency_key: str,
+    progress: Progress | None = None,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Upload:
+    """Stream a sealed file to the tender, retrying failures with the same Idempotency-Key."""
+    size = file_size(sealed)
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(size),
+        "Idempotency-Key": idempotency_key,
+    }
+    action = "uploading the bid"
+    delays = [*retry_delays, None]
+    for attempt, delay in enumerate(delays, start=1):
+        sealed.seek(0)
+        try:
+            response = http.post(
+                f"{API}/tenders/{tender_id}/bids",
+                content=_blocks(sealed, size, progress),
+                headers=headers,
+            )
+        except _RETRIED_ERRORS as exc:
+            if delay is None:
+                raise ClientError(
+                    f"{action} failed {attempt} times, last: {_describe(exc)}; "
+                    f"retry with --idempotency-key {idempotency_key} to avoid a second version"
+                ) from None
+            sleep(delay)
+            continue
+        except httpx.HTTPError as exc:
+            raise _unreachable(http, exc) from None
+        if response.status_code >= 500 and delay is not None:
+            sleep(delay)
+            continue
+        if response.status_code not in (200, 201):
+            raise _error(response, action)
+        receipt = _json(response, action)
+        if not isinstance(receipt, dict):
+            raise ClientError(f"{action}: the server's answer is not a receipt")
+        return Upload(receipt, replayed=response.status_code == 200, attempts=attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+# --- receipts ------------------------------------------------------------------------------
+
+
+class Submission(NamedTuple):
+    """An accepted bid: its receipt and what, if anything, is wrong with that receipt."""
+
+    receipt: dict[str, Any]
+    replayed: bool
+    problems: list[str]
+
+
+def check_receipt(
+    receipt: object, keys: Mapping[str, VerifyKey], *, tender_id: str, sha256: str, size: int
+) -> list[str]:
+    """What is wrong with the receipt of an upload: its signature, or not matching the file."""
+    problems = receipt_problems(receipt, keys)
+    body = receipt.get("body") if isinstance(receipt, Mapping) else None
+    if isinstance(body, Mapping):
+        expected = {"kind": "bid", "tender_id": tender_id, "sha256": sha256, "size": size}
+        for name, value in expected.items():
+            if body.get(name) != value:
+                problems.append(f"the receipt says {name} {body.get(name)!r}, not {value!r}")
+        if type(body.get("version")) is not int:
+            problems.append("the receipt has no version number")
+    return problems
+
+
+def submit(
+    http: httpx.Client,
+    *,
+    tender_id: str,
+    token: str,
+    sealed: BinaryIO,
+    idempotency_key: str,
+    progress: Progress | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Submission:
+    """Upload a sealed bid and check its receipt against the published keys and the file."""
+    sealed.seek(0)
+    digest = hashlib.sha256()
+    while block := sealed.read(UPLOAD_BLOCK_SIZE):
+        digest.update(block)
+    sha256, size = digest.hexdigest(), file_size(sealed)
+    uploaded = upload(
+        http,
+        tender_id=tender_id,
+        token=token,
+        sealed=sealed,
+        idempotency_key=idempotency_key,
+        progress=progress,
+        sleep=sleep,
+    )
+    try:
+        keys = fetch_keys(http)
+    except ClientError as exc:
+        # The bid is in: the receipt must still reach the bidder, marked as unchecked.
+        return Submission(uploaded.receipt, uploaded.replayed, [f"not checked: {exc}"])
+    problems = check_receipt(uploaded.receipt, keys, tender_id=tender_id, sha256=sha256, size=size)
+    return Submission(uploaded.receipt, uploaded.replayed, problems)
+
+
+def receipt_filename(tender_id: str, receipt: Mapping[str, Any]) -> str:
+    """The default name of a receipt file: `receipt-<tender>-v<version>.json`."""
+    body = receipt.get("body")
+    version = body.get("version") if isinstance(body, Mapping) else None
+    if type(version) is not int:
+        return f"receipt-{tender_id}.json"
+    return f"receipt-{tender_id}-v{version}.json"
+
+
+def save_receipt(receipt: Mapping[str, Any], path: Path) -> None:
+    """Write the receipt as indented UTF-8 JSON; the file appears only when complete."""
+    text = json.dumps(receipt, indent=2, ensure_ascii=False) + "\n"
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def load_receipt(path: Path) -> Any:
+    """A receipt file's JSON, unchecked."""
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ClientError(f"{path}: not a JSON receipt") from None
+
+
+class Inclusion(NamedTuple):
+    """Whether the tender's sealed log holds a receipt: True, False, or None (not yet)."""
+
+    proven: bool | None
+    detail: str
+
+
+class ReceiptCheck(NamedTuple):
+    """The outcome of checking a receipt; inclusion is None when the receipt is not genuine."""
+
+    problems: list[str]
+    key_id: str
+    inclusion: Inclusion | None
+
+
+def check_inclusion(
+    http: httpx.Client, receipt: Mapping[str, Any], keys: Mapping[str, VerifyKey]
+) -> Inclusion:
+    """Prove a genuine receipt's leaf is in the tender's log, under its signed tree head."""
+    tender_id = tender_id_text(str(receipt["body"].get("tender_id")))
+    action = "reading the tender's log"
+    response = _get(http, f"{API}/tenders/{tender_id}/log/head", action)
+    if response.status_code in (404, 409):
+        return Inclusion(None, NOT_YET_PROVABLE)
+    if response.status_code != 200:
+        raise _error(response, action)
+    signed = _json(response, action)
+    try:
+        head = signed["tree_head"]
+        size, root = head["tree_size"], bytes.fromhex(head["root_hash"])
+        key_id, signature = signed["key_id"], signed["signature"]
+    except (TypeError, KeyError, ValueError):
+        raise ClientError(f"{action}: the tree head is malformed") from None
+    if not verify_document(head, key_id=key_id, signature=signature, keys=keys):
+        return Inclusion(False, "the log's tree head is not signed by a published key")
+    if head.get("tender_id") != tender_id:
+        return Inclusion(False, "the log's tree head is of another tender")
+    sealed_at = head.get("sealed_at")
+    response = _get(
+        http, f"{API}/tenders/{tender_id}/log/proof", action, leaf_hash=receipt["leaf_hash"]
+    )
+    if response.status_code == 404:
+        return Inclusion(False, f"the log sealed at {sealed_at} does not hold this receipt")
+    if response.status_code == 409:
+        return Inclusion(None, NOT_YET_PROVABLE)
+    if response.status_code != 200:
+        raise _error(response, action)
+    answer = _json(response, action)
+    try:
+        index, proof = answer["leaf_index"], [bytes.fromhex(p) for p in answer["proof"]]
+        proof_size = answer["tree_size"]
+    except (TypeError, KeyError, ValueError):
+        raise ClientError(f"{action}: the inclusion proof is malformed") from None
+    proven = proof_size == size and merkle.verify_inclusion(
+        leaf_hash=bytes.fromhex(receipt["leaf_hash"]),
+        index=index,
+        tree_size=size,
+        proof=proof,
+        root=root,
+    )
+    if not proven:
+        return Inclusion(False, f"the proof does not place this receipt in the log ({size} leaves)")
+    return Inclusion(True, f"ok (leaf {index + 1} of {size}, log sealed at {sealed_at})")
+
+
+def verify_receipt(http: httpx.Client, receipt: object) -> ReceiptCheck:
+    """Check a receipt's signature with the platform's keys, then its place in the log."""
+    keys = fetch_keys(http)
+    problems = receipt_problems(receipt, keys)
+    if problems:
+        return ReceiptCheck(problems, "", None)
+    assert isinstance(receipt, Mapping)  # receipt_problems found none
+    return ReceiptCheck([], receipt["key_id"], check_inclusion(http, receipt, keys))
+
+
+def verify_receipt_file(http: httpx.Client, path: Path) -> ReceiptCheck:
+    """verify_receipt on a receipt file."""
+    return verify_receipt(http, load_receipt(path))
