@@ -9,7 +9,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import tempfile
 import time
 import unicodedata
@@ -24,7 +23,7 @@ from typing import Any, BinaryIO, NamedTuple, cast
 import httpx
 
 from bidding.crypto import age, merkle
-from bidding.crypto.canonical import MAX_SAFE_INTEGER, canonical_json
+from bidding.crypto.canonical import canonical_json
 from bidding.crypto.receipts import receipt_problems
 from bidding.crypto.signing import VerifyKey, verify_document
 from bidding.opening import forms
@@ -36,12 +35,6 @@ UPLOAD_BLOCK_SIZE = 1024 * 1024
 RETRY_DELAYS = (1.0, 2.0, 4.0)
 NOT_YET_PROVABLE = "not yet provable (the log is sealed at the deadline)"
 
-# The platform's rule for decimals (tenders.schemas): plain positional notation in a string,
-# so that the text sealed is exactly the number meant; no floats, exponents or infinities.
-_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-_MAX_DECIMAL_TEXT = 40
-_MONEY_INTEGER_DIGITS = 15
-_CENT = Decimal("0.01")
 # A ZIP of attachments larger than this spills from memory into an unlinked temporary file.
 _SPOOL_BYTES = 64 * 1024 * 1024
 _TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -52,14 +45,6 @@ Progress = Callable[[int], None]
 
 class ClientError(Exception):
     """A failure to report to the bidder in one line."""
-
-
-class FormError(ClientError):
-    """A bid form the tender would refuse; the message starts with the field's name."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        super().__init__(f"{field}: {problem}")
-        self.field = field
 
 
 # --- the bid form --------------------------------------------------------------------------
@@ -92,81 +77,6 @@ def load_form(path: Path) -> dict[str, Any]:
     if not isinstance(form, dict):
         raise ClientError(f'{path}: the bid form must be a JSON object, like {{"price": "1.00"}}')
     return form
-
-
-def validate_form(
-    form: Mapping[str, Any],
-    bid_fields: Sequence[Mapping[str, Any]],
-    *,
-    ceiling_price: str | None = None,
-    floor_price: str | None = None,
-) -> None:
-    """Raise FormError for the first field the tender's bid form would refuse.
-
-    A price outside the tender's floor and ceiling is refused too: such a bid is rejected at
-    the opening, when it is too late to correct it.
-    """
-    declared = {field["name"]: field for field in bid_fields}
-    for name in form:
-        if name not in declared:
-            raise FormError(name, f"not a field of this tender's form ({', '.join(declared)})")
-    for field in bid_fields:
-        name = field["name"]
-        if name not in form:
-            if field.get("required", True):
-                raise FormError(name, f"required ({field.get('label') or name}) but missing")
-            continue
-        _check_value(field, form[name])
-    if forms.PRICE_FIELD in form:
-        price = Decimal(form[forms.PRICE_FIELD])
-        if ceiling_price is not None and price > Decimal(ceiling_price):
-            raise FormError(forms.PRICE_FIELD, f"above the tender's ceiling price {ceiling_price}")
-        if floor_price is not None and price < Decimal(floor_price):
-            raise FormError(forms.PRICE_FIELD, f"below the tender's floor price {floor_price}")
-
-
-def _check_value(field: Mapping[str, Any], value: object) -> None:
-    name, kind = field["name"], field["type"]
-    if value is None:
-        raise FormError(name, "null; leave an optional field out instead")
-    number: Decimal | None = None
-    if kind == "decimal":
-        if not isinstance(value, str):
-            raise FormError(name, 'must be a decimal number in a string, such as "1234.50"')
-        if len(value) > _MAX_DECIMAL_TEXT or not _DECIMAL_TEXT.fullmatch(value):
-            raise FormError(name, 'must be a decimal number written like "1234.50"')
-        number = Decimal(value)
-        if name == forms.PRICE_FIELD:
-            if number != number.quantize(_CENT):
-                raise FormError(name, "at most 2 decimal places")
-            if number <= 0:
-                raise FormError(name, "must be greater than 0")
-            if number >= Decimal(10) ** _MONEY_INTEGER_DIGITS:
-                raise FormError(name, f"at most {_MONEY_INTEGER_DIGITS} digits before the point")
-    elif kind == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise FormError(name, "must be a whole number without quotes, such as 180")
-        if abs(value) > MAX_SAFE_INTEGER:
-            raise FormError(name, f"must be within ±{MAX_SAFE_INTEGER}")
-        number = Decimal(value)
-    elif kind == "text":
-        if not isinstance(value, str):
-            raise FormError(name, "must be text in quotes")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise FormError(name, "must be valid Unicode text") from None
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            raise FormError(name, "must be true or false")
-    else:
-        raise FormError(name, f"has type {kind!r}, which this version of bidding does not know")
-    if number is not None:
-        low, high = field.get("min"), field.get("max")
-        if low is not None and number < Decimal(low):
-            raise FormError(name, f"must be at least {low}")
-        if high is not None and number > Decimal(high):
-            raise FormError(name, f"must be at most {high}")
 
 
 def build_plaintext(form: Mapping[str, Any], attachments: Sequence[Path] = ()) -> BinaryIO:
@@ -282,17 +192,9 @@ def prepare_bid(
     form = load_form(form_path)
     tender = fetch_tender(http, tender_id)
     recipient = sealing_recipient(tender)
-    try:
-        validate_form(
-            form,
-            tender.get("bid_fields") or [],
-            ceiling_price=tender.get("ceiling_price"),
-            floor_price=tender.get("floor_price"),
-        )
-    except FormError as exc:
-        raise ClientError(f"{form_path}: {exc}") from None
     with build_plaintext(form, attachments) as plaintext:
-        # The opening's own reading, so that nothing sealed now is refused at the opening.
+        # The opening's own reading, the one place the rules live: nothing sealed now is
+        # refused at the opening, when it is too late to correct.
         ceiling, floor = tender.get("ceiling_price"), tender.get("floor_price")
         try:
             forms.read_bid_form(
@@ -302,7 +204,9 @@ def prepare_bid(
                 floor=None if floor is None else Decimal(str(floor)),
             )
         except forms.FormError as exc:
-            raise ClientError(f"the opening would refuse this bid: {exc.detail}") from None
+            raise ClientError(
+                f"{form_path}: the opening would refuse this bid: {exc.detail}"
+            ) from None
         except (ArithmeticError, ValueError) as exc:
             raise ClientError(f"the tender's bid form or prices are malformed: {exc}") from None
         plaintext.seek(0)

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding import client as bidding_client
 from bidding.auth.models import Role, User
-from bidding.client import ClientError, FormError
+from bidding.client import ClientError
 from bidding.crypto import age, merkle
 from bidding.crypto.canonical import canonical_json
 from bidding.crypto.receipts import make_receipt
@@ -81,63 +81,6 @@ def tender_json(recipient: age.Recipient, **changes: Any) -> dict[str, Any]:
 
 
 # --- the bid form --------------------------------------------------------------------------
-
-
-class TestValidateForm:
-    def test_a_complete_form_passes(self) -> None:
-        form = FORM | {"warranty_years": "2.125", "method": "沥青摊铺", "joint_venture": False}
-        bidding_client.validate_form(
-            form, FIELDS, ceiling_price="1250000.00", floor_price="900000.00"
-        )
-
-    @pytest.mark.parametrize(
-        ("changes", "name", "message"),
-        [
-            ({"prcie": "1000.00"}, "prcie", "not a field of this tender's form"),
-            ({"price": None}, "price", "null"),
-            ({"price": 1180000.5}, "price", "in a string"),
-            ({"price": "1.18e6"}, "price", 'written like "1234.50"'),
-            ({"price": "NaN"}, "price", 'written like "1234.50"'),
-            ({"price": " 1180000.50"}, "price", 'written like "1234.50"'),
-            ({"price": "1180000.505"}, "price", "at most 2 decimal places"),
-            ({"price": "0.00"}, "price", "greater than 0"),
-            ({"price": "-1180000.50"}, "price", "greater than 0"),
-            ({"price": "1" + "0" * 15}, "price", "at most 15 digits"),
-            ({"duration_days": "180"}, "duration_days", "whole number"),
-            ({"duration_days": 180.0}, "duration_days", "whole number"),
-            ({"duration_days": True}, "duration_days", "whole number"),
-            ({"duration_days": 29}, "duration_days", "at least 30"),
-            ({"duration_days": 366}, "duration_days", "at most 365"),
-            ({"duration_days": 2**53}, "duration_days", "within"),
-            ({"warranty_years": 2}, "warranty_years", "in a string"),
-            ({"warranty_years": "10.01"}, "warranty_years", "at most 10"),
-            ({"method": ["a", "b"]}, "method", "text"),
-            ({"method": "\ud800"}, "method", "valid Unicode"),
-            ({"joint_venture": "yes"}, "joint_venture", "true or false"),
-        ],
-    )
-    def test_each_refusal_names_the_field(
-        self, changes: dict[str, Any], name: str, message: str
-    ) -> None:
-        with pytest.raises(FormError) as refused:
-            bidding_client.validate_form(FORM | changes, FIELDS)
-        assert refused.value.field == name
-        assert str(refused.value).startswith(f"{name}: ")
-        assert message in str(refused.value)
-
-    def test_a_missing_required_field_is_named(self) -> None:
-        with pytest.raises(FormError, match=r"^duration_days: required \(Duration Days\)"):
-            bidding_client.validate_form({"price": "1180000.50"}, FIELDS)
-
-    @pytest.mark.parametrize(
-        ("price", "message"),
-        [("1250000.01", "above the tender's ceiling"), ("899999.99", "below the tender's floor")],
-    )
-    def test_a_price_the_opening_would_reject_is_refused(self, price: str, message: str) -> None:
-        with pytest.raises(FormError, match=f"^price: {message}"):
-            bidding_client.validate_form(
-                FORM | {"price": price}, FIELDS, ceiling_price="1250000.00", floor_price="900000.00"
-            )
 
 
 class TestLoadForm:
@@ -732,8 +675,13 @@ class TestAgainstTheApp:
     @pytest.mark.parametrize(
         ("changes", "attachment", "message"),
         [
-            ({"duration_days": 400}, None, r"bid.json: duration_days: must be at most 365"),
-            ({"price": "1250000.01"}, None, r"bid.json: price: above the tender's ceiling"),
+            (
+                {"duration_days": 400},
+                None,
+                r'bid.json: .*field "duration_days" must be at most 365',
+            ),
+            ({"price": "1250000.01"}, None, r"bid.json: .*price 1250000.01 is above the ceiling"),
+            ({"prcie": "1.00"}, None, r'bid.json: .*field "prcie" is not part of'),
             # What only the opening's reading of the ZIP knows: a name unsafe to unpack.
             ({}, "offer: final.pdf", r'would refuse this bid: entry "attachments/offer: final'),
         ],
