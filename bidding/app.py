@@ -3,15 +3,14 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding import demo
 from bidding.auth.endpoints import router as auth_router
-from bidding.db import create_engine, create_session_factory, get_session, utcnow
+from bidding.db import Session, create_engine, create_session_factory, utcnow
 from bidding.errors import ERROR_RESPONSES, install_error_handlers
 from bidding.keys import load_platform_keys
 from bidding.keys import router as keys_router
@@ -25,7 +24,7 @@ health_router = APIRouter(tags=["health"])
 
 
 @health_router.get("/health")
-async def health(session: Annotated[AsyncSession, Depends(get_session)]) -> dict[str, Any]:
+async def health(session: Session) -> dict[str, Any]:
     """Whether the service and its database answer."""
     try:
         await session.execute(text("SELECT 1"))

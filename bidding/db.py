@@ -2,9 +2,9 @@
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
@@ -97,3 +97,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
         else:
             await session.commit()
+
+
+# "function" scope: the commit happens when the endpoint returns, before the response is sent,
+# so nobody is ever told "accepted" (a receipt, a 201) for work that then fails to commit.
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.models import AccessToken, Role, User
 from bidding.auth.tokens import hash_token
-from bidding.db import get_session, utcnow
+from bidding.db import Session, utcnow
 from bidding.errors import Forbidden, Unauthorized
 
 SESSION_COOKIE = "bidding_session"
@@ -55,7 +55,7 @@ async def find_access_token(*, session: AsyncSession, token: str) -> AccessToken
 
 async def optional_access_token(
     request: Request,
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: Session,
     _declared: _OpenAPIBearer = None,
 ) -> AccessToken | None:
     """The access token the request authenticates with, or None when it brings none."""
@@ -86,7 +86,7 @@ async def optional_access_token(
 
 async def optional_user(
     request: Request,
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: Session,
     _declared: _OpenAPIBearer = None,
 ) -> User | None:
     """The signed-in user, or None for an anonymous request."""

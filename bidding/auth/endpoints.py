@@ -4,7 +4,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth import service as auth_service
 from bidding.auth.dependencies import (
@@ -15,13 +14,13 @@ from bidding.auth.dependencies import (
 )
 from bidding.auth.models import AccessToken, Role
 from bidding.auth.schemas import Registration, TokenRead, UserRead
-from bidding.db import get_session
+from bidding.db import Session
 from bidding.errors import Unauthorized
 from bidding.settings import AppSettings, Settings
 
 router = APIRouter(tags=["auth"])
 
-DbSession = Annotated[AsyncSession, Depends(get_session)]
+DbSession = Session
 
 
 @router.post(

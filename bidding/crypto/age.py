@@ -249,13 +249,7 @@ class Identity(_Key):
         for stanza in stanzas:
             if stanza.type != "X25519":
                 continue
-            if len(stanza.args) != 1:
-                raise HeaderError("X25519 stanza must have exactly one argument")
-            share = b64decode(stanza.args[0])
-            if len(share) != 32:
-                raise HeaderError("X25519 stanza share must be 32 bytes")
-            if len(stanza.body) != FILE_KEY_SIZE + TAG_SIZE:
-                raise HeaderError("X25519 stanza body must be 32 bytes")
+            share = x25519_share(stanza)
             try:
                 shared_secret = private.exchange(X25519PublicKey.from_public_bytes(share))
             except ValueError:
@@ -267,6 +261,18 @@ class Identity(_Key):
             except InvalidTag:
                 continue
         return None
+
+
+def x25519_share(stanza: "Stanza") -> bytes:
+    """The ephemeral share of a well-formed X25519 stanza; HeaderError for a malformed one."""
+    if len(stanza.args) != 1:
+        raise HeaderError("X25519 stanza must have exactly one argument")
+    share = b64decode(stanza.args[0])
+    if len(share) != 32:
+        raise HeaderError("X25519 stanza share must be 32 bytes")
+    if len(stanza.body) != FILE_KEY_SIZE + TAG_SIZE:
+        raise HeaderError("X25519 stanza body must be 32 bytes")
+    return share
 
 
 def parse_identities(text: str) -> list[Identity]:

@@ -1,9 +1,10 @@
 """Sealed bids: submission, replacement, withdrawal, and their signed receipts in the log.
 
 Every accepted submission or withdrawal claims the next position of the tender's log with
-one conditional UPDATE of the tender row (published, deadline not passed, by the server's
-clock now): the row lock it takes keeps positions gapless under concurrent submissions and
-makes the opening, which must update the same row, wait for the bid to commit or fail.
+one conditional UPDATE of the tender row; the deadline is then checked against the server's
+clock, read once the row lock is held. The lock keeps positions gapless and in time order
+under concurrent submissions, and makes the opening, which must update the same row, wait
+for the bid to commit or fail.
 """
 
 import json
@@ -51,30 +52,34 @@ def bidder_of(user: User) -> uuid.UUID:
 
 
 async def _claim_position(*, session: AsyncSession, tender_id: uuid.UUID) -> tuple[int, datetime]:
-    """The next log position, if the tender takes bids now; Conflict saying why otherwise."""
-    now = utcnow()
-    size = await session.scalar(
-        update(Tender)
-        .where(
-            Tender.id == tender_id,
-            Tender.status == TenderStatus.published,
-            Tender.bid_deadline > now,
+    """The next log position and the time of the claim, if the tender takes bids now.
+
+    The clock is read after the row lock is granted, not before: a bid that waited for the
+    lock past the deadline is refused, and times follow log positions. Raises Conflict (the
+    caller's transaction or savepoint must then roll the claim back).
+    """
+    claimed = (
+        await session.execute(
+            update(Tender)
+            .where(Tender.id == tender_id, Tender.status == TenderStatus.published)
+            # updated_at is kept as it is: a visible change at each bid would tell everyone
+            # that, and when, somebody bid.
+            .values(log_size=Tender.log_size + 1, updated_at=Tender.updated_at)
+            .returning(Tender.log_size, Tender.bid_deadline)
         )
-        # updated_at is kept as it is: a visible change at each bid would tell everyone
-        # that, and when, somebody bid.
-        .values(log_size=Tender.log_size + 1, updated_at=Tender.updated_at)
-        .returning(Tender.log_size)
-    )
-    if size is None:
+    ).first()
+    now = utcnow()
+    if claimed is None:
         tender = await session.get(Tender, tender_id, populate_existing=True)
-        if tender is not None and tender.status is TenderStatus.published:
-            raise Conflict(
-                "the bid deadline has passed: bids are decided by the server's clock when "
-                "they are committed",
-                type="deadline_passed",
-            )
         status = tender.status.value if tender else "unknown"
         raise Conflict(f"the tender is {status}: it does not take bids", type="tender_not_open")
+    size, deadline = claimed
+    if now >= deadline:
+        raise Conflict(
+            "the bid deadline has passed: bids are decided by the server's clock when they "
+            "are committed",
+            type="deadline_passed",
+        )
     return size - 1, now
 
 
@@ -229,6 +234,9 @@ async def withdraw(
 ) -> Receipt:
     """End the bidder's bid before the deadline; the withdrawal is receipted and logged."""
     bidder_id = bidder_of(bidder)
+    # Claimed first: the bid is read under the row lock, so a submission racing this
+    # withdrawal is either withdrawn too or comes after it. A refusal below rolls the
+    # request back, claim included.
     position, now = await _claim_position(session=session, tender_id=tender_id)
     bid = await current_bid(session=session, tender_id=tender_id, bidder_id=bidder_id)
     if bid is None:

@@ -4,10 +4,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.dependencies import Officer, OptionalUser
-from bidding.db import get_session
+from bidding.db import Session
 from bidding.errors import Forbidden, NotFound
 from bidding.tenders import service as tenders_service
 from bidding.tenders.models import Tender
@@ -15,7 +14,7 @@ from bidding.tenders.models import Tender
 
 async def valid_tender_id(
     tender_id: uuid.UUID,
-    session: Annotated[AsyncSession, Depends(get_session)],
+    session: Session,
     viewer: OptionalUser,
 ) -> Tender:
     """The tender the caller may read; 404 also for drafts of other organizations."""

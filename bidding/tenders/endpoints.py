@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
 from bidding.auth.dependencies import Bidder, Officer, OptionalUser
-from bidding.db import get_session, utcnow
+from bidding.db import Session, utcnow
 from bidding.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from bidding.keys import PlatformKeys, get_platform_keys
 from bidding.settings import Settings, get_settings
@@ -29,8 +29,6 @@ from bidding.tenders.schemas import (
 )
 
 router = APIRouter(prefix="/tenders", tags=["tenders"])
-
-Session = Annotated[AsyncSession, Depends(get_session)]
 
 
 _NOT_COLUMNS = {"organization", "server_time"}
@@ -185,7 +183,7 @@ def _declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is None:
         return  # chunked: the limit is enforced while reading
-    if not declared.isdigit():
+    if not (declared.isascii() and declared.isdigit()):
         raise BadRequest("Content-Length must be a non-negative integer", type="bad_length")
     if int(declared) > limit:
         raise PayloadTooLarge(f"a sealed bid may be at most {limit} bytes", limit=limit)
