@@ -1,12 +1,18 @@
 """Password hashing with Argon2id."""
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()  # argon2-cffi's defaults: Argon2id, RFC 9106 low-memory profile
 
-# Verified against when the email is unknown, so that both answers take the same time.
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
+
+@cache
+def _dummy_hash() -> str:
+    # Verified against when the email is unknown, so that both answers take the same time;
+    # made on first use, not at import: each Argon2 hash briefly takes 64 MiB.
+    return _hasher.hash("not a password anyone has")
 
 
 def hash_password(password: str) -> str:
@@ -17,7 +23,9 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str | None, password: str) -> bool:
     """Whether the password matches; None (no such account) costs the same and fails."""
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (VerificationError, InvalidHashError):
         return False
 

@@ -4,6 +4,7 @@ import math
 import unicodedata
 from datetime import datetime, timedelta
 
+import anyio.to_thread
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -165,7 +166,8 @@ async def create_user(
     user = User(
         email=email,
         display_name=display_name,
-        password_hash=hash_password(password),
+        # Argon2 takes tens of milliseconds: off the event loop, where uploads stream.
+        password_hash=await anyio.to_thread.run_sync(hash_password, password),
         role=role,
         is_active=True,
     )
@@ -258,7 +260,9 @@ async def authenticate(
 
     user = await get_user_by_email(session=session, email=email)
     # verify_password spends the same time on an unknown email as on a wrong password.
-    valid = verify_password(user.password_hash if user else None, password)
+    valid = await anyio.to_thread.run_sync(
+        verify_password, user.password_hash if user else None, password
+    )
     if user is None or not valid or not user.is_active:
         await _record_failure(
             session=session, email=email, client=client, settings=settings, now=now
@@ -266,7 +270,7 @@ async def authenticate(
         raise Unauthorized(INVALID_CREDENTIALS, type="invalid_credentials")
 
     if needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+        user.password_hash = await anyio.to_thread.run_sync(hash_password, password)
     # A success forgives this address's typos on this account. Failures from other addresses
     # still count against the account: they may be someone guessing.
     await session.execute(

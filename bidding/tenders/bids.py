@@ -7,6 +7,7 @@ under concurrent submissions, and makes the opening, which must update the same 
 for the bid to commit or fail.
 """
 
+import contextlib
 import json
 import uuid
 from datetime import UTC, datetime
@@ -176,23 +177,26 @@ async def submit(
         )
         if replayed is not None:
             return replayed, False
+    # A savepoint only where a parallel retry can collide on the Idempotency-Key.
+    guard = session.begin_nested() if idempotency_key is not None else contextlib.nullcontext()
     try:
-        async with session.begin_nested():
+        async with guard:
             position, now = await _claim_position(session=session, tender_id=tender_id)
             latest = await session.scalar(
                 select(func.max(Bid.version)).where(
                     Bid.tender_id == tender_id, Bid.bidder_id == bidder_id
                 )
             )
-            await session.execute(
-                update(Bid)
-                .where(
-                    Bid.tender_id == tender_id,
-                    Bid.bidder_id == bidder_id,
-                    Bid.status == BidStatus.active,
+            if latest is not None:
+                await session.execute(
+                    update(Bid)
+                    .where(
+                        Bid.tender_id == tender_id,
+                        Bid.bidder_id == bidder_id,
+                        Bid.status == BidStatus.active,
+                    )
+                    .values(status=BidStatus.superseded)
                 )
-                .values(status=BidStatus.superseded)
-            )
             bid = Bid(
                 id=uuid.uuid4(),
                 tender_id=tender_id,
@@ -206,7 +210,6 @@ async def submit(
                 idempotency_key=idempotency_key,
             )
             session.add(bid)
-            await session.flush()
             receipt = await _append(
                 session=session, bid=bid, kind="bid", position=position, at=now, key=key
             )

@@ -18,7 +18,7 @@ from bidding.tenders import bids as bids_service
 from bidding.tenders import service as tenders_service
 from bidding.tenders import uploads
 from bidding.tenders.blobs import BlobStore
-from bidding.tenders.dependencies import ManagedTender, VisibleTender
+from bidding.tenders.dependencies import ManagedTender, VisibleTender, VisibleTenderId
 from bidding.tenders.models import Tender, TenderStatus
 from bidding.tenders.schemas import (
     TenderCancel,
@@ -198,7 +198,7 @@ def _declared_length(request: Request, limit: int) -> None:
 async def submit_bid(
     request: Request,
     response: Response,
-    tender: VisibleTender,
+    tender_id: VisibleTenderId,
     bidder: Bidder,
     session: Session,
     keys: Annotated[PlatformKeys, Depends(get_platform_keys)],
@@ -214,7 +214,6 @@ async def submit_bid(
     if content_type != "application/octet-stream":
         raise UnsupportedMediaType("send the sealed file as application/octet-stream")
     _declared_length(request, settings.max_bid_bytes)
-    tender_id = tender.id
     # No database connection or lock is held while the body streams in, however slowly.
     await session.commit()
     try:
@@ -247,21 +246,21 @@ async def submit_bid(
 
 @router.delete("/{tender_id}/bids/mine", responses=_FOUND)
 async def withdraw_bid(
-    tender: VisibleTender,
+    tender_id: VisibleTenderId,
     bidder: Bidder,
     session: Session,
     keys: Annotated[PlatformKeys, Depends(get_platform_keys)],
 ) -> dict[str, Any]:
     """Withdraw the bidder's bid before the deadline; returns the signed withdrawal receipt."""
     return await bids_service.withdraw(
-        session=session, tender_id=tender.id, bidder=bidder, key=keys.signing
+        session=session, tender_id=tender_id, bidder=bidder, key=keys.signing
     )
 
 
 @router.get("/{tender_id}/bids/mine", responses=_FOUND)
-async def my_bid(tender: VisibleTender, bidder: Bidder, session: Session) -> dict[str, Any]:
+async def my_bid(tender_id: VisibleTenderId, bidder: Bidder, session: Session) -> dict[str, Any]:
     """The bidder's current bid, if any, and every receipt it was given for this tender."""
-    bid, receipts = await bids_service.mine(session=session, tender_id=tender.id, bidder=bidder)
+    bid, receipts = await bids_service.mine(session=session, tender_id=tender_id, bidder=bidder)
     current = None
     if bid is not None:
         current = {
