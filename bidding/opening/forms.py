@@ -10,7 +10,6 @@ is a `FormError` whose reason is the `bid.rejected` reason of DESIGN §5.
 import hashlib
 import io
 import json
-import re
 import stat
 import struct
 import unicodedata
@@ -22,6 +21,7 @@ from decimal import Context, Decimal
 from typing import BinaryIO, Final, Literal, NamedTuple, NoReturn
 
 from bidding.crypto.canonical import MAX_SAFE_INTEGER
+from bidding.decimals import CENT, MAX_DECIMAL_CHARS, is_decimal_text
 
 MIB: Final = 1024 * 1024
 PRICE_FIELD: Final = "price"
@@ -30,7 +30,6 @@ BID_FORM_NAME: Final = "bid.json"
 # The bid form, alone or as bid.json.
 MAX_FORM_BYTES: Final = 1 * MIB
 MAX_TEXT_CHARS: Final = 10_000
-MAX_DECIMAL_CHARS: Final = 40
 # The archive: its central directory is bounded before zipfile parses it into memory.
 MAX_ENTRIES: Final = 1_000
 MAX_DIRECTORY_BYTES: Final = 2 * MIB
@@ -125,8 +124,6 @@ def _read_up_to(stream: BinaryIO, size: int) -> bytes:
 _KINDS: Final = frozenset({"decimal", "integer", "text", "boolean"})
 # The platform's rule for decimals (tenders.schemas, which this pure module may not import):
 # plain positional notation in a string, so the text sealed is exactly the number meant.
-_DECIMAL_TEXT: Final = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-_CENT: Final = Decimal("0.01")
 # Wide enough that quantizing any decimal of MAX_DECIMAL_CHARS digits is exact.
 _EXACT: Final = Context(prec=MAX_DECIMAL_CHARS + 10)
 
@@ -252,7 +249,7 @@ def _check_value(rule: _Rule, value: object) -> object:
                 f'{field} must be a decimal number in a string, such as "1234.50", '
                 f"not {_json_kind(value)}"
             )
-        if len(value) > MAX_DECIMAL_CHARS or not _DECIMAL_TEXT.fullmatch(value):
+        if not is_decimal_text(value):
             raise _invalid(
                 f'{field} must be a plain decimal number such as "1234.50", not {_quote(value)}'
             )
@@ -287,7 +284,7 @@ def _check_value(rule: _Rule, value: object) -> object:
     if rule.name == PRICE_FIELD:
         if number <= 0:
             raise _invalid(f"{field} must be greater than 0, not {number}")
-        if number != number.quantize(_CENT, context=_EXACT):
+        if number != number.quantize(CENT, context=_EXACT):
             raise _invalid(f"{field} must have at most 2 decimal places, not {number}")
     return result
 

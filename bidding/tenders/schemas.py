@@ -1,7 +1,6 @@
 """Request and response bodies of the tender API; money and weights are decimal strings."""
 
 import enum
-import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -26,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bidding.db import utcnow
+from bidding.decimals import CENT, DECIMAL_TEXT, is_decimal_text
 from bidding.tenders.models import OpeningMode, TenderStatus
 
 MAX_BID_FIELDS = 50
@@ -41,10 +41,7 @@ def _refuse(message: str) -> PydanticCustomError:
 
 # Plain positional notation only: "1e3", "Infinity" and floats are refused, so the text a
 # client sends is exactly the number it means.
-_DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-_MAX_DECIMAL_TEXT = 40
 _MONEY_INTEGER_DIGITS = 15
-_CENT = Decimal("0.01")
 
 
 def _parse_decimal(value: object) -> Decimal:
@@ -52,7 +49,7 @@ def _parse_decimal(value: object) -> Decimal:
         return value
     if not isinstance(value, str):
         raise _refuse('must be a decimal number in a string, such as "1234.50"')
-    if len(value) > _MAX_DECIMAL_TEXT or not _DECIMAL_TEXT.fullmatch(value):
+    if not is_decimal_text(value):
         raise _refuse('must be a decimal number written like "1234.50"')
     return Decimal(value)
 
@@ -67,7 +64,7 @@ def plain_decimal_text(value: Decimal) -> str:
 
 def money_text(value: Decimal) -> str:
     """The canonical text of an amount, as stored and sent: exactly two decimal places."""
-    return f"{value.quantize(_CENT):f}"
+    return f"{value.quantize(CENT):f}"
 
 
 def _non_negative(value: Decimal) -> Decimal:
@@ -81,7 +78,7 @@ def _money(value: Decimal) -> Decimal:
     # Size first: quantizing a number wider than the decimal context's precision would raise.
     if value >= Decimal(10) ** _MONEY_INTEGER_DIGITS:
         raise _refuse(f"at most {_MONEY_INTEGER_DIGITS} digits before the decimal point")
-    if value != value.quantize(_CENT):
+    if value != value.quantize(CENT):
         raise _refuse("at most 2 decimal places")
     return value
 
@@ -96,9 +93,7 @@ DecimalText = Annotated[
     Decimal,
     BeforeValidator(_parse_decimal),
     PlainSerializer(plain_decimal_text, return_type=str),
-    WithJsonSchema(
-        {"type": "string", "pattern": f"^{_DECIMAL_TEXT.pattern}$", "examples": ["0.5"]}
-    ),
+    WithJsonSchema({"type": "string", "pattern": f"^{DECIMAL_TEXT.pattern}$", "examples": ["0.5"]}),
 ]
 Money = Annotated[
     Decimal,
