@@ -221,7 +221,7 @@ async def _seed_demo(settings: "Settings", url: str) -> None:
     except IntegrityError:
         return  # another instance seeded the same empty database at the same moment
     if accounts:
-        lines = [f"Demo data created (shown once; BIDDING_DEMO=0 turns this off). Open {url}"]
+        lines = [f"Demo data created (shown once; BIDDING_DEMO=0 turns this off). API: {url}/docs"]
         lines += [f"  {a.role.value:<10} {a.email:<28} {a.password}" for a in accounts]
         print("\n".join(lines), file=sys.stderr)
 
