@@ -30,6 +30,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_utc(moment: datetime) -> str:
+    """ISO 8601 UTC with milliseconds and Z, as signed bodies and events write time."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """An aware UTC datetime on every backend (SQLite keeps no zone; it gets UTC back)."""
 

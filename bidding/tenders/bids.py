@@ -10,7 +10,7 @@ for the bid to commit or fail.
 import contextlib
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -21,18 +21,12 @@ from bidding.auth.models import User
 from bidding.crypto.canonical import canonical_json
 from bidding.crypto.receipts import make_receipt
 from bidding.crypto.signing import SigningKey
-from bidding.db import utcnow
+from bidding.db import iso_utc, utcnow
 from bidding.errors import Conflict, Forbidden
 from bidding.tenders.models import Bid, BidStatus, LogEntry, Tender, TenderStatus
 from bidding.tenders.uploads import StagedUpload
 
 Receipt = dict[str, Any]
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO 8601 UTC with milliseconds and Z, as every signed body writes time."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def receipt_of(entry: LogEntry) -> Receipt:

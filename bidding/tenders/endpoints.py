@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
 from bidding.auth.dependencies import Bidder, Officer, OptionalUser
-from bidding.db import Session, utcnow
+from bidding.db import Session, iso_utc, utcnow
 from bidding.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from bidding.keys import PlatformKeys, get_platform_keys
 from bidding.settings import Settings, get_settings
@@ -268,7 +268,7 @@ async def my_bid(tender_id: VisibleTenderId, bidder: Bidder, session: Session) -
             "version": bid.version,
             "sha256": bid.sha256,
             "size": bid.size,
-            "received_at": bids_service.iso_utc(bid.received_at),
+            "received_at": iso_utc(bid.received_at),
             "status": bid.status.value,
         }
     return {"bid": current, "receipts": receipts}

@@ -251,6 +251,7 @@ async def _edit_draft(
 
 
 def _iso(moment: datetime) -> str:
+    # Full precision, unlike db.iso_utc: the amendment record keeps the exact deadlines.
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
