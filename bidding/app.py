@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -14,6 +15,9 @@ from bidding.db import Session, create_engine, create_session_factory, utcnow
 from bidding.errors import ERROR_RESPONSES, install_error_handlers
 from bidding.keys import load_platform_keys
 from bidding.keys import router as keys_router
+from bidding.opening import pipeline
+from bidding.opening.endpoints import router as opening_router
+from bidding.opening.scheduler import OpeningScheduler, instance_name
 from bidding.settings import Settings
 from bidding.tenders.blobs import FilesystemBlobStore
 from bidding.tenders.endpoints import router as tenders_router
@@ -48,6 +52,18 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
         app.state.keys = load_platform_keys(settings)
+        openings = OpeningScheduler(
+            pipeline.Context(
+                session_factory=app.state.session_factory,
+                keys=app.state.keys,
+                blobs=app.state.blobs,
+                instance=instance_name(),
+                lease=timedelta(seconds=settings.opening_lease_seconds),
+                workers=settings.opening_workers,
+            ),
+            sync_every=timedelta(seconds=settings.scheduler_sync_seconds),
+        )
+        app.state.openings = openings
         background: list[asyncio.Task[None]] = []
         if settings.demo and settings.environment != "production":
             background.append(
@@ -61,9 +77,11 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
                     name="demo-bidders",
                 )
             )
+        await openings.start()
         try:
             yield
         finally:
+            await openings.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
@@ -78,6 +96,6 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
     app.state.settings = settings
     install_error_handlers(app)
     app.state.blobs = FilesystemBlobStore(settings.data_dir / "blobs")
-    for router in (health_router, auth_router, tenders_router, keys_router):
+    for router in (health_router, auth_router, tenders_router, opening_router, keys_router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     return app

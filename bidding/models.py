@@ -2,6 +2,7 @@
 
 from bidding.auth.models import AccessToken, LoginFailure, Organization, User
 from bidding.db import Base
+from bidding.opening.models import Opening, OpeningEvent
 from bidding.tenders.models import Bid, LogEntry, Tender, TenderAmendment
 
 __all__ = [
@@ -10,6 +11,8 @@ __all__ = [
     "Bid",
     "LogEntry",
     "LoginFailure",
+    "Opening",
+    "OpeningEvent",
     "Organization",
     "Tender",
     "TenderAmendment",

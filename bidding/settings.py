@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     login_window_seconds: int = Field(default=900, gt=0)
     cookie_secure: bool | None = Field(default=None, description="default: true in production")
     demo: bool = True
+    opening_lease_seconds: float = Field(
+        default=15, gt=0, description="an instance that stops renewing is taken over after this"
+    )
+    scheduler_sync_seconds: float = Field(
+        default=10, gt=0, description="how often the jobs are checked against the database"
+    )
+    opening_workers: int = Field(default=2, ge=1, le=64, description="threads that open bids")
 
     @property
     def secure_cookies(self) -> bool:

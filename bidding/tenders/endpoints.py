@@ -5,7 +5,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
@@ -72,6 +72,16 @@ _MANAGE = (
 )
 
 
+def _reschedule(request: Request, background: BackgroundTasks, tender: Tender) -> None:
+    """After the commit, have this instance's scheduler follow the tender's new deadline.
+
+    Other instances notice on their next sync with the database.
+    """
+    openings = getattr(request.app.state, "openings", None)
+    if openings is not None:
+        background.add_task(openings.sync_tender, tender.id)
+
+
 @router.post("", status_code=201, responses=_OFFICER | {409: {"description": "reference taken"}})
 async def create_tender(
     tender_create: TenderCreate,
@@ -120,12 +130,18 @@ async def read_tender(tender: VisibleTender, session: Session) -> TenderRead:
 
 @router.patch("/{tender_id}", responses=_MANAGE)
 async def update_tender(
-    tender_update: TenderUpdate, tender: ManagedTender, officer: Officer, session: Session
+    tender_update: TenderUpdate,
+    tender: ManagedTender,
+    officer: Officer,
+    session: Session,
+    request: Request,
+    background: BackgroundTasks,
 ) -> TenderRead:
     """Edit a draft, or amend a published tender (description, a later deadline)."""
     tender = await tenders_service.update_tender(
         session=session, tender=tender, tender_update=tender_update, officer=officer
     )
+    _reschedule(request, background, tender)
     return await _read_one(session, tender)
 
 
@@ -135,6 +151,8 @@ async def publish_tender(
     session: Session,
     keys: Annotated[PlatformKeys, Depends(get_platform_keys)],
     settings: Annotated[Settings, Depends(get_settings)],
+    request: Request,
+    background: BackgroundTasks,
 ) -> TenderRead:
     """Publish a draft: bids can be sealed to its opening recipient from now on."""
     tender = await tenders_service.publish(
@@ -143,17 +161,23 @@ async def publish_tender(
         master=keys.master,
         min_bidding_period=timedelta(seconds=settings.min_bidding_period_seconds),
     )
+    _reschedule(request, background, tender)
     return await _read_one(session, tender)
 
 
 @router.post("/{tender_id}/cancel", responses=_MANAGE)
 async def cancel_tender(
-    tender_cancel: TenderCancel, tender: ManagedTender, session: Session
+    tender_cancel: TenderCancel,
+    tender: ManagedTender,
+    session: Session,
+    request: Request,
+    background: BackgroundTasks,
 ) -> TenderRead:
     """Cancel a draft, or a published tender before its deadline, giving the reason."""
     tender = await tenders_service.cancel(
         session=session, tender=tender, reason=tender_cancel.reason
     )
+    _reschedule(request, background, tender)
     return await _read_one(session, tender)
 
 

@@ -1,0 +1,553 @@
+"""The opening of a tender at its deadline (DESIGN §5), exactly once and resumable.
+
+Each step is one transaction that writes the step's result and its event together, under the
+condition that this instance still holds the opening's lease. What has been done is read back
+from the events, so a process killed anywhere resumes at the first step without its event and
+writes no event twice.
+"""
+
+import asyncio
+import collections
+import concurrent.futures
+import hashlib
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bidding.auth.models import Organization
+from bidding.crypto import merkle
+from bidding.crypto.canonical import canonical_json
+from bidding.db import iso_utc, utcnow
+from bidding.keys import PlatformKeys
+from bidding.opening import decryption, scoring
+from bidding.opening import events as ev
+from bidding.opening.models import Opening, OpeningEvent
+from bidding.tenders import service as tenders_service
+from bidding.tenders.blobs import BlobStore
+from bidding.tenders.models import Bid, BidStatus, LogEntry, Tender, TenderStatus
+from bidding.tenders.schemas import money_text, plain_decimal_text
+
+logger = logging.getLogger(__name__)
+
+RECORD_KIND = "opening_record"
+TREE_HEAD_KIND = "tree_head"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an instance needs to run openings."""
+
+    session_factory: async_sessionmaker[AsyncSession]
+    keys: PlatformKeys
+    blobs: BlobStore
+    instance: str
+    lease: timedelta = timedelta(seconds=15)
+    workers: int = 2
+    clock: Callable[[], datetime] = utcnow
+
+
+# --- claiming ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """This instance holds the opening's lease and runs it."""
+
+
+@dataclass(frozen=True)
+class NotDue:
+    """The deadline has not come (it was moved later, or this clock runs early)."""
+
+    deadline: datetime
+
+
+@dataclass(frozen=True)
+class HeldElsewhere:
+    """Another instance runs the opening; it may be taken over once the lease expires."""
+
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Nothing:
+    """The tender has nothing to open: a draft, cancelled, or its opening is finished."""
+
+    status: TenderStatus | None
+
+
+Claim = Claimed | NotDue | HeldElsewhere | Nothing
+
+
+@asynccontextmanager
+async def _transaction(ctx: Context) -> AsyncIterator[AsyncSession]:
+    async with ctx.session_factory() as session, session.begin():
+        yield session
+
+
+async def claim(ctx: Context, tender_id: uuid.UUID) -> Claim:
+    """Start the tender's opening (compare-and-set published -> opening) or take it over."""
+    async with _transaction(ctx) as session:
+        row = (
+            await session.execute(
+                select(Tender.status, Tender.bid_deadline).where(Tender.id == tender_id)
+            )
+        ).first()
+        if row is None:
+            return Nothing(None)
+        status: TenderStatus | None = row.status
+        deadline: datetime = row.bid_deadline
+        now = ctx.clock()
+        if status is TenderStatus.published:
+            if deadline > now:
+                return NotDue(deadline)
+            started = await session.execute(
+                update(Tender)
+                .where(
+                    Tender.id == tender_id,
+                    Tender.status == TenderStatus.published,
+                    Tender.bid_deadline <= now,
+                )
+                .values(status=TenderStatus.opening, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if started.rowcount == 1:  # type: ignore[attr-defined]
+                session.add(
+                    Opening(
+                        tender_id=tender_id,
+                        lease_owner=ctx.instance,
+                        lease_expires_at=now + ctx.lease,
+                        last_seq=0,
+                        started_at=now,
+                    )
+                )
+                await session.flush()
+                await ev.append(
+                    session=session,
+                    tender_id=tender_id,
+                    type=ev.STARTED,
+                    data={"bid_deadline": iso_utc(deadline)},
+                    lease_owner=ctx.instance,
+                )
+                return Claimed()
+            status = await session.scalar(select(Tender.status).where(Tender.id == tender_id))
+        if status is not TenderStatus.opening:
+            return Nothing(status)
+        taken = await session.scalar(
+            update(Opening)
+            .where(
+                Opening.tender_id == tender_id,
+                Opening.completed_at.is_(None),
+                (Opening.lease_owner == ctx.instance) | (Opening.lease_expires_at <= now),
+            )
+            .values(lease_owner=ctx.instance, lease_expires_at=now + ctx.lease)
+            .returning(Opening.tender_id)
+            .execution_options(synchronize_session=False)
+        )
+        if taken is not None:
+            return Claimed()
+        until = await session.scalar(
+            select(Opening.lease_expires_at).where(Opening.tender_id == tender_id)
+        )
+        return HeldElsewhere(until or now)
+
+
+async def renew_lease(ctx: Context, tender_id: uuid.UUID) -> bool:
+    """Extend this instance's lease; False when it no longer holds the opening."""
+    async with _transaction(ctx) as session:
+        renewed = await session.scalar(
+            update(Opening)
+            .where(
+                Opening.tender_id == tender_id,
+                Opening.lease_owner == ctx.instance,
+                Opening.completed_at.is_(None),
+            )
+            .values(lease_expires_at=ctx.clock() + ctx.lease)
+            .returning(Opening.tender_id)
+            .execution_options(synchronize_session=False)
+        )
+    return renewed is not None
+
+
+async def _keep_lease(ctx: Context, tender_id: uuid.UUID) -> None:
+    """Renew the lease until cancelled; return when another instance has taken it."""
+    interval = ctx.lease.total_seconds() / 3
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if not await renew_lease(ctx, tender_id):
+                return
+        except Exception:  # the database may answer again in time: the lease has slack
+            logger.warning("tender %s: renewing the opening lease failed", tender_id, exc_info=True)
+
+
+async def run(ctx: Context, tender_id: uuid.UUID) -> Claim:
+    """Claim the tender's opening and, if this instance got it, carry it to the end.
+
+    Raises LeaseLost when another instance took the opening over meanwhile.
+    """
+    claimed = await claim(ctx, tender_id)
+    if not isinstance(claimed, Claimed):
+        return claimed
+    work = asyncio.create_task(_Opening(ctx, tender_id).run(), name=f"opening-{tender_id}")
+    keeper = asyncio.create_task(_keep_lease(ctx, tender_id), name=f"lease-{tender_id}")
+    try:
+        await asyncio.wait({work, keeper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (work, keeper):
+            task.cancel()
+        await asyncio.gather(work, keeper, return_exceptions=True)
+    if work.cancelled():
+        raise ev.LeaseLost(f"tender {tender_id}: the opening was taken over")
+    work.result()  # raises what the pipeline raised
+    return claimed
+
+
+# --- the steps -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Opening:
+    """One run of the pipeline by the lease holder, resuming after the events already written."""
+
+    ctx: Context
+    tender_id: uuid.UUID
+    tender: Tender = field(init=False)
+    done: dict[str, list[OpeningEvent]] = field(init=False)
+
+    async def run(self) -> None:
+        async with self.ctx.session_factory() as session:
+            tender = await session.get(Tender, self.tender_id)
+            assert tender is not None, "a claimed tender exists"
+            self.tender = tender
+            self.done = {}
+            for event in await ev.after(session=session, tender_id=self.tender_id):
+                self.done.setdefault(event.type, []).append(event)
+        if ev.LOG_SEALED not in self.done:
+            await self._step(ev.LOG_SEALED, self._seal_log)
+        if ev.BIDS_LISTED not in self.done:
+            await self._step(ev.BIDS_LISTED, self._list_bids)
+        listed = self._data(ev.BIDS_LISTED)["bids"]
+        if len(listed) < self.tender.min_bids:
+            await self._finish(
+                failure={
+                    "reason": "too_few_bids",
+                    "detail": f"{len(listed)} bids were handed in; at least "
+                    f"{self.tender.min_bids} are needed",
+                }
+            )
+            return
+        await self._decrypt(listed)
+        valid = self._valid_bids()
+        if len(valid) < self.tender.min_bids:
+            await self._finish(
+                failure={
+                    "reason": "too_few_valid_bids",
+                    "detail": f"{len(valid)} of {len(listed)} bids are valid; at least "
+                    f"{self.tender.min_bids} are needed",
+                }
+            )
+            return
+        method = scoring.parse_method(self.tender.scoring)
+        if isinstance(method, scoring.Benchmark) and ev.COEFFICIENT_DRAWN not in self.done:
+            await self._step(ev.COEFFICIENT_DRAWN, lambda _session: self._draw(method))
+        if ev.SCORES_COMPUTED not in self.done:
+            await self._step(ev.SCORES_COMPUTED, lambda _session: self._score(method, valid))
+        await self._finish(failure=None)
+
+    def _data(self, type: str) -> dict[str, Any]:
+        return self.done[type][0].data
+
+    async def _append(self, session: AsyncSession, type: str, data: dict[str, Any]) -> None:
+        event = await ev.append(
+            session=session,
+            tender_id=self.tender_id,
+            type=type,
+            data=data,
+            lease_owner=self.ctx.instance,
+        )
+        self.done.setdefault(type, []).append(event)
+
+    async def _step(self, type: str, make: Callable[[AsyncSession], Any]) -> None:
+        async with _transaction(self.ctx) as session:
+            data = make(session)
+            if asyncio.iscoroutine(data):
+                data = await data
+            await self._append(session, type, data)
+
+    # log.sealed
+    async def _seal_log(self, session: AsyncSession) -> dict[str, Any]:
+        leaves = list(
+            await session.scalars(
+                select(LogEntry.leaf_hash)
+                .where(LogEntry.tender_id == self.tender_id)
+                .order_by(LogEntry.position)
+            )
+        )
+        head = {
+            "tender_id": str(self.tender_id),
+            "tree_size": len(leaves),
+            "root_hash": merkle.root_hash([bytes.fromhex(leaf) for leaf in leaves]).hex(),
+            "sealed_at": iso_utc(self.ctx.clock()),
+        }
+        return {"tree_head": head, **self.ctx.keys.signing.sign_document(head)}
+
+    # bids.listed
+    async def _list_bids(self, session: AsyncSession) -> dict[str, Any]:
+        rows = await session.execute(
+            select(Bid, Organization.name)
+            .join(Organization, Organization.id == Bid.bidder_id)
+            .where(Bid.tender_id == self.tender_id, Bid.status == BidStatus.active)
+            .order_by(Bid.received_at, Bid.id)
+        )
+        bids = [
+            {
+                "bid_id": str(bid.id),
+                "bidder_id": str(bid.bidder_id),
+                "bidder_name": name,
+                "version": bid.version,
+                "sha256": bid.sha256,
+                "size": bid.size,
+                "received_at": iso_utc(bid.received_at),
+            }
+            for bid, name in rows
+        ]
+        return {"count": len(bids), "bids": bids}
+
+    # bid.decrypted / bid.rejected
+    async def _decrypt(self, listed: list[dict[str, Any]]) -> None:
+        opened = {
+            event.data["bid_id"]
+            for type in (ev.BID_DECRYPTED, ev.BID_REJECTED)
+            for event in self.done.get(type, [])
+        }
+        pending = [bid for bid in listed if bid["bid_id"] not in opened]
+        if not pending:
+            return
+        identity = tenders_service.opening_identity(master=self.ctx.keys.master, tender=self.tender)
+        tender = decryption.Tender(
+            bid_fields=self.tender.bid_fields,
+            ceiling=Decimal(self.tender.ceiling_price),
+            floor=None if self.tender.floor_price is None else Decimal(self.tender.floor_price),
+        )
+        loop = asyncio.get_running_loop()
+
+        def open_one(bid: dict[str, Any]) -> decryption.Outcome:
+            return decryption.open_bid(
+                blobs=self.ctx.blobs,
+                sha256=bid["sha256"],
+                size=bid["size"],
+                identities=[identity],
+                tender=tender,
+            )
+
+        # Bids are opened a few at a time in worker threads and published in the listed order;
+        # a bounded window keeps only a few plaintexts in memory at once.
+        workers = max(1, self.ctx.workers)
+        pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="opening")
+        queue: collections.deque[tuple[dict[str, Any], asyncio.Future[decryption.Outcome]]]
+        queue = collections.deque()
+        upcoming = iter(pending)
+
+        def fill() -> None:
+            while len(queue) < 2 * workers and (bid := next(upcoming, None)) is not None:
+                queue.append((bid, loop.run_in_executor(pool, open_one, bid)))
+
+        try:
+            fill()
+            while queue:
+                bid, future = queue.popleft()
+                outcome = await future
+                fill()
+                async with _transaction(self.ctx) as session:
+                    await self._append(session, *_bid_event(bid, outcome))
+        finally:
+            # Never wait here for a thread: on cancellation the event loop must stay free.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _valid_bids(self) -> list[dict[str, Any]]:
+        return [event.data for event in self.done.get(ev.BID_DECRYPTED, [])]
+
+    # coefficient.drawn
+    def _draw(self, method: scoring.Benchmark) -> dict[str, Any]:
+        seed = tenders_service.coefficient_seed(master=self.ctx.keys.master, tender=self.tender)
+        root = self._data(ev.LOG_SEALED)["tree_head"]["root_hash"]
+        index, coefficient = scoring.draw_coefficient(
+            seed=seed, root=bytes.fromhex(root), choices=method.coefficient_choices
+        )
+        return {
+            "seed": seed.hex(),
+            "commitment": self.tender.coefficient_commitment,
+            "root_hash": root,
+            "choices": [plain_decimal_text(choice) for choice in method.coefficient_choices],
+            "index": index,
+            "coefficient": plain_decimal_text(coefficient),
+        }
+
+    # scores.computed
+    def _score(self, method: scoring.Method, valid: list[dict[str, Any]]) -> dict[str, Any]:
+        listed = {bid["bid_id"]: bid for bid in self._data(ev.BIDS_LISTED)["bids"]}
+        candidates = [
+            scoring.Candidate(
+                bid_id=bid["bid_id"],
+                price=Decimal(bid["price"]),
+                received_at=_parse_time(listed[bid["bid_id"]]["received_at"]),
+            )
+            for bid in valid
+        ]
+        seed = root = None
+        if isinstance(method, scoring.Benchmark):
+            drawn = self._data(ev.COEFFICIENT_DRAWN)
+            seed, root = bytes.fromhex(drawn["seed"]), bytes.fromhex(drawn["root_hash"])
+        result = scoring.score(method, candidates, seed=seed, root=root)
+        return {
+            "method": self.tender.scoring["method"],
+            "ranking": [
+                {
+                    "rank": place.rank,
+                    "bid_id": place.bid_id,
+                    "bidder_id": listed[place.bid_id]["bidder_id"],
+                    "bidder_name": listed[place.bid_id]["bidder_name"],
+                    "price": money_text(place.price),
+                    "score": None if place.score is None else money_text(place.score),
+                }
+                for place in result.ranking
+            ],
+            "working": _working(result.working),
+        }
+
+    # record.published, then opening.completed or opening.failed, in one transaction
+    async def _finish(self, *, failure: dict[str, str] | None) -> None:
+        async with _transaction(self.ctx) as session:
+            opening = await session.get(Opening, self.tender_id, with_for_update=True)
+            assert opening is not None
+            everything = await ev.after(session=session, tender_id=self.tender_id)
+            now = self.ctx.clock()
+            record = self._record(opening, everything, failure, now)
+            text = canonical_json(record)
+            signed = self.ctx.keys.signing.sign_document(record)
+            opening.record = text.decode("utf-8")
+            opening.record_key_id = signed["key_id"]
+            opening.record_signature = signed["signature"]
+            opening.completed_at = now
+            opening.lease_expires_at = now
+            await self._append(
+                session,
+                ev.RECORD_PUBLISHED,
+                {"sha256": hashlib.sha256(text).hexdigest(), **signed},
+            )
+            status = TenderStatus.failed if failure else TenderStatus.opened
+            finished = await session.execute(
+                update(Tender)
+                .where(Tender.id == self.tender_id, Tender.status == TenderStatus.opening)
+                .values(status=status, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            assert finished.rowcount == 1, "only the lease holder finishes"  # type: ignore[attr-defined]
+            if failure:
+                await self._append(session, ev.FAILED, dict(failure))
+            else:
+                await self._append(session, ev.COMPLETED, {"status": status.value})
+
+    def _record(
+        self,
+        opening: Opening,
+        everything: list[OpeningEvent],
+        failure: dict[str, str] | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        tender = self.tender
+        outcomes = {
+            event.data["bid_id"]: event
+            for event in everything
+            if event.type in (ev.BID_DECRYPTED, ev.BID_REJECTED)
+        }
+        bids = []
+        for bid in self._data(ev.BIDS_LISTED)["bids"]:
+            outcome = outcomes.get(bid["bid_id"])
+            entry = dict(bid)
+            if outcome is None:
+                entry["status"] = "not_opened"
+            elif outcome.type == ev.BID_DECRYPTED:
+                entry["status"] = "decrypted"
+                entry |= {k: outcome.data[k] for k in ("price", "fields", "documents")}
+            else:
+                entry["status"] = "rejected"
+                entry |= {k: outcome.data[k] for k in ("reason", "detail")}
+            bids.append(entry)
+        scores = self.done.get(ev.SCORES_COMPUTED)
+        drawn = self.done.get(ev.COEFFICIENT_DRAWN)
+        sealed = self._data(ev.LOG_SEALED)
+        return {
+            "kind": RECORD_KIND,
+            "tender": {
+                "id": str(tender.id),
+                "reference": tender.reference,
+                "title": tender.title,
+                "buyer_name": tender.buyer_name,
+                "currency": tender.currency,
+                "ceiling_price": tender.ceiling_price,
+                "floor_price": tender.floor_price,
+                "bid_deadline": iso_utc(tender.bid_deadline),
+                "opening_mode": tender.opening_mode.value,
+                "min_bids": tender.min_bids,
+                "scoring": tender.scoring,
+                "bid_fields": tender.bid_fields,
+                "opening_recipient": tender.opening_recipient,
+                "coefficient_commitment": tender.coefficient_commitment,
+            },
+            "tree_head": sealed,
+            "bids": bids,
+            "coefficient": drawn[0].data if drawn else None,
+            "scores": scores[0].data if scores else None,
+            "outcome": {"status": "failed", **failure} if failure else {"status": "opened"},
+            # The events so far, as served, bound into the signature.
+            "events": {
+                "count": len(everything),
+                "sha256": hashlib.sha256(
+                    canonical_json([ev.envelope(event) for event in everything])
+                ).hexdigest(),
+            },
+            "times": {
+                "bid_deadline": iso_utc(tender.bid_deadline),
+                "started_at": iso_utc(opening.started_at),
+                "sealed_at": sealed["tree_head"]["sealed_at"],
+                "published_at": iso_utc(now),
+            },
+        }
+
+
+def _bid_event(bid: dict[str, Any], outcome: decryption.Outcome) -> tuple[str, dict[str, Any]]:
+    who = {key: bid[key] for key in ("bid_id", "bidder_id", "bidder_name")}
+    if isinstance(outcome, decryption.Decrypted):
+        return ev.BID_DECRYPTED, who | {
+            "price": outcome.price,
+            "fields": outcome.fields,
+            "documents": outcome.documents,
+        }
+    return ev.BID_REJECTED, who | {"reason": outcome.reason, "detail": outcome.detail}
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _working(working: scoring.ComprehensiveWorking | scoring.BenchmarkWorking | None) -> Any:
+    if isinstance(working, scoring.ComprehensiveWorking):
+        return {"lowest_price": money_text(working.lowest_price)}
+    if isinstance(working, scoring.BenchmarkWorking):
+        return {
+            "average": money_text(working.average),
+            "excluded_prices": [money_text(price) for price in working.excluded_prices],
+            "coefficient_index": working.coefficient_index,
+            "coefficient": plain_decimal_text(working.coefficient),
+            "benchmark_price": money_text(working.benchmark_price),
+        }
+    return None
