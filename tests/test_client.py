@@ -816,7 +816,9 @@ class TestCommandLine:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`bidding serve` on a fresh data dir, with an officer and a bidder created by the CLI."""
-    env = bidding_env(tmp_path_factory.mktemp("var"), BIDDING_DEMO="0")
+    env = bidding_env(
+        tmp_path_factory.mktemp("var"), BIDDING_DEMO="0", BIDDING_MIN_BIDDING_PERIOD_SECONDS="0"
+    )
     for role in ("officer", "bidder"):
         created = subprocess.run(
             [sys.executable, "-m", "bidding", "users", "create", "--email", f"{role}@example.com",
@@ -909,4 +911,39 @@ class TestEndToEnd:
         assert error_line(forged) == (
             f"bidding: error: {receipt_path}: the signature does not match the body: the "
             "receipt was altered; leaf_hash is not the RFC 6962 leaf hash of the body"
+        )
+
+    def test_after_the_opening_verify_receipt_proves_inclusion_in_the_sealed_log(
+        self, server: str, tmp_path: Path
+    ) -> None:
+        officer = {"Authorization": f"Bearer {sign_in(server, 'officer@example.com')}"}
+        deadline = utcnow() + timedelta(seconds=6)
+        body = tender_body(bid_deadline=deadline.isoformat(), min_bids=1)
+        draft = httpx.post(f"{server}{TENDERS}", json=body, headers=officer)
+        assert draft.status_code == 201, draft.text
+        tender_id = draft.json()["id"]
+        published = httpx.post(f"{server}{TENDERS}/{tender_id}/publish", headers=officer)
+        assert published.status_code == 200, published.text
+        (tmp_path / "bid.json").write_text(json.dumps(FORM))
+        submitted = bidding(
+            "submit", "--server", server, "--tender", tender_id, "--email", "bidder@example.com",
+            "--password-stdin", "--seal", "--form", "bid.json", "-o", "receipt.json",
+            stdin=f"{PASSWORD}\n".encode(), cwd=tmp_path,
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+
+        # The server opens the tender by itself at the deadline.
+        events: list[dict[str, Any]] = []
+        give_up = time.monotonic() + 60
+        while not events or events[-1]["type"] != "opening.completed":
+            assert time.monotonic() < give_up, f"the opening did not complete: {events}"
+            time.sleep(0.3)
+            answer = httpx.get(f"{server}{TENDERS}/{tender_id}/opening/events", headers=officer)
+            events = answer.json()["events"]
+        sealed_at = events[1]["data"]["tree_head"]["sealed_at"]
+
+        verified = bidding("verify-receipt", "receipt.json", "--server", server, cwd=tmp_path)
+        assert verified.returncode == 0, verified.stderr
+        assert verified.stdout.decode().splitlines()[1] == (
+            f"inclusion: ok (leaf 1 of 1, log sealed at {sealed_at})"
         )

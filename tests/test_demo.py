@@ -1,19 +1,23 @@
-"""The demo data that `make run` seeds on an empty database."""
+"""The demo data that `make run` seeds on an empty database, and its opening."""
 
+import asyncio
 import json
 from datetime import timedelta
 from decimal import Decimal
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from bidding import demo
 from bidding.auth import service as auth_service
 from bidding.auth.models import Role, User
 from bidding.crypto import age
-from bidding.db import utcnow
+from bidding.db import create_session_factory, utcnow
 from bidding.keys import PlatformKeys
+from bidding.opening import pipeline
+from bidding.opening.scheduler import OpeningScheduler
 from bidding.settings import Settings
 from bidding.tenders import service as tenders_service
 from bidding.tenders.blobs import FilesystemBlobStore
@@ -85,3 +89,53 @@ class TestDemoBidders:
             assert Decimal("900000") <= Decimal(form["price"]) <= Decimal("1500000")
             assert 30 <= form["duration_days"] <= 365
         assert list(settings.data_dir.joinpath("staging").iterdir()) == []
+
+
+class TestDemoOpening:
+    async def test_the_demo_tender_opens_by_itself_and_its_record_is_there_to_read(
+        self, committing_app: FastAPI, engine: AsyncEngine, platform_keys: PlatformKeys,
+        settings: Settings,
+    ) -> None:  # fmt: skip
+        factory = create_session_factory(engine)
+        async with factory() as session:
+            await demo.seed(session=session, keys=platform_keys, settings=settings)
+            tender = (await session.scalars(select(Tender))).one()
+            tender.bid_deadline = utcnow() + timedelta(seconds=3)
+            await session.commit()
+        blobs = committing_app.state.blobs
+        await demo.run_bidders(
+            session_factory=factory,
+            keys=platform_keys,
+            blobs=blobs,
+            settings=settings,
+            leads=[2.9, 2.8, 2.7, 2.6],
+        )
+        openings = OpeningScheduler(
+            pipeline.Context(
+                session_factory=factory, keys=platform_keys, blobs=blobs, instance="demo-test"
+            ),
+            sync_every=timedelta(seconds=30),
+        )
+        await openings.start()
+        try:
+            for _ in range(300):
+                async with factory() as session:
+                    status = await session.scalar(
+                        select(Tender.status).where(Tender.id == tender.id)
+                    )
+                if status is TenderStatus.opened:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await openings.stop()
+        assert status is TenderStatus.opened
+
+        transport = httpx.ASGITransport(app=committing_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+            # The demo opening is public: anyone may read the record, signed in or not.
+            answer = await client.get(f"/api/v1/tenders/{tender.id}/opening/record")
+        assert answer.status_code == 200, answer.text
+        record = answer.json()["record"]
+        assert [bid["status"] for bid in record["bids"]] == ["decrypted"] * 4
+        assert record["scores"]["method"] == "benchmark"
+        assert [place["rank"] for place in record["scores"]["ranking"]] == [1, 2, 3, 4]
