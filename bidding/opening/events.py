@@ -1,6 +1,7 @@
 """Opening events: appended with a gapless seq in the caller's transaction, read in order."""
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -40,6 +41,7 @@ async def append(
     type: str,
     data: dict[str, Any],
     lease_owner: str | None,
+    at: datetime | None = None,
 ) -> OpeningEvent:
     """Add the next event of the tender's opening to the session's transaction.
 
@@ -56,7 +58,7 @@ async def append(
     )
     if seq is None:
         raise LeaseLost(f"tender {tender_id}: the opening is no longer held by {lease_owner}")
-    event = OpeningEvent(tender_id=tender_id, seq=seq, type=type, at=utcnow(), data=data)
+    event = OpeningEvent(tender_id=tender_id, seq=seq, type=type, at=at or utcnow(), data=data)
     session.add(event)
     await session.flush()
     return event

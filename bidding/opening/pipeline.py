@@ -135,6 +135,7 @@ async def claim(ctx: Context, tender_id: uuid.UUID) -> Claim:
                     type=ev.STARTED,
                     data={"bid_deadline": iso_utc(deadline)},
                     lease_owner=ctx.instance,
+                    at=now,
                 )
                 return Claimed()
             status = await session.scalar(select(Tender.status).where(Tender.id == tender_id))
@@ -265,13 +266,16 @@ class _Opening:
     def _data(self, type: str) -> dict[str, Any]:
         return self.done[type][0].data
 
-    async def _append(self, session: AsyncSession, type: str, data: dict[str, Any]) -> None:
+    async def _append(
+        self, session: AsyncSession, type: str, data: dict[str, Any], at: datetime | None = None
+    ) -> None:
         event = await ev.append(
             session=session,
             tender_id=self.tender_id,
             type=type,
             data=data,
             lease_owner=self.ctx.instance,
+            at=at or self.ctx.clock(),
         )
         self.done.setdefault(type, []).append(event)
 
@@ -442,6 +446,7 @@ class _Opening:
                 session,
                 ev.RECORD_PUBLISHED,
                 {"sha256": hashlib.sha256(text).hexdigest(), **signed},
+                now,
             )
             status = TenderStatus.failed if failure else TenderStatus.opened
             finished = await session.execute(
@@ -452,9 +457,9 @@ class _Opening:
             )
             assert finished.rowcount == 1, "only the lease holder finishes"  # type: ignore[attr-defined]
             if failure:
-                await self._append(session, ev.FAILED, dict(failure))
+                await self._append(session, ev.FAILED, dict(failure), now)
             else:
-                await self._append(session, ev.COMPLETED, {"status": status.value})
+                await self._append(session, ev.COMPLETED, {"status": status.value}, now)
 
     def _record(
         self,
