@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/unseal.py
 	$(BIN)/python bench/seal.py
 	$(BIN)/python bench/rush.py
+	$(BIN)/python bench/opening.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -483,13 +483,21 @@ class _Source:
         free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
         filled: queue.SimpleQueue[tuple[bytearray, int] | BaseException] = queue.SimpleQueue()
         stop = threading.Event()
-        for _ in range(_READ_AHEAD_BLOCKS):
-            free.put(bytearray(block_size))
 
         def read_blocks() -> None:
+            # Blocks are made only as the reader gets ahead: a small file needs one, and
+            # allocating (and zeroing) all of them up front cost more than its whole cipher work.
+            made = 0
             try:
                 while True:
-                    buffer = free.get()
+                    try:
+                        buffer = free.get_nowait()
+                    except queue.Empty:
+                        if made < _READ_AHEAD_BLOCKS:
+                            buffer = bytearray(block_size)
+                            made += 1
+                        else:
+                            buffer = free.get()
                     if stop.is_set():
                         return
                     count = self.read_full(buffer)

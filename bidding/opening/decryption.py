@@ -22,7 +22,7 @@ RejectReason = Literal[
 # Plaintext up to this size stays in memory; a larger one (a ZIP with documents) spills to a
 # temporary file that is deleted when the bid has been read.
 _SPOOL_BYTES = 8 * 1024 * 1024
-_READ_BYTES = 1024 * 1024
+_READ_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +77,7 @@ class _Hashing:
 
     def drain(self) -> None:
         """Hash the rest of the stream, unread so far."""
-        buffer = bytearray(_READ_BYTES)
-        while self.readinto(buffer):
+        while self.read(_READ_BYTES):
             pass
 
 

@@ -1,6 +1,7 @@
 """Opening events: appended with a gapless seq in the caller's transaction, read in order."""
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -48,20 +49,40 @@ async def append(
     With a lease_owner the event is written only while that instance holds the opening
     (LeaseLost otherwise), so a step is never written by two instances.
     """
+    (event,) = await append_many(
+        session=session, tender_id=tender_id, items=[(type, data)], lease_owner=lease_owner, at=at
+    )
+    return event
+
+
+async def append_many(
+    *,
+    session: AsyncSession,
+    tender_id: uuid.UUID,
+    items: Sequence[tuple[str, dict[str, Any]]],
+    lease_owner: str | None,
+    at: datetime | None = None,
+) -> list[OpeningEvent]:
+    """Add the next events, (type, data) in order, with one claim of as many seqs."""
     claim = update(Opening).where(Opening.tender_id == tender_id)
     if lease_owner is not None:
         claim = claim.where(Opening.lease_owner == lease_owner)
-    seq = await session.scalar(
-        claim.values(last_seq=Opening.last_seq + 1)
+    last = await session.scalar(
+        claim.values(last_seq=Opening.last_seq + len(items))
         .returning(Opening.last_seq)
         .execution_options(synchronize_session=False)
     )
-    if seq is None:
+    if last is None:
         raise LeaseLost(f"tender {tender_id}: the opening is no longer held by {lease_owner}")
-    event = OpeningEvent(tender_id=tender_id, seq=seq, type=type, at=at or utcnow(), data=data)
-    session.add(event)
+    moment = at or utcnow()
+    first = last - len(items) + 1
+    events = [
+        OpeningEvent(tender_id=tender_id, seq=first + offset, type=type, at=moment, data=data)
+        for offset, (type, data) in enumerate(items)
+    ]
+    session.add_all(events)
     await session.flush()
-    return event
+    return events
 
 
 async def after(

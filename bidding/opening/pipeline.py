@@ -38,7 +38,8 @@ from bidding.tenders.schemas import money_text, plain_decimal_text
 logger = logging.getLogger(__name__)
 
 RECORD_KIND = "opening_record"
-TREE_HEAD_KIND = "tree_head"
+_MOST_EVENTS_PER_COMMIT = 64
+_WINDOW_PER_WORKER = 16
 
 
 @dataclass(frozen=True)
@@ -352,8 +353,8 @@ class _Opening:
                 tender=tender,
             )
 
-        # Bids are opened a few at a time in worker threads and published in the listed order;
-        # a bounded window keeps only a few plaintexts in memory at once.
+        # Bids are opened in worker threads and published in the listed order. Each worker
+        # holds one plaintext at a time; what waits in the window is only the bid's outcome.
         workers = max(1, self.ctx.workers)
         pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="opening")
         queue: collections.deque[tuple[dict[str, Any], asyncio.Future[decryption.Outcome]]]
@@ -361,19 +362,45 @@ class _Opening:
         upcoming = iter(pending)
 
         def fill() -> None:
-            while len(queue) < 2 * workers and (bid := next(upcoming, None)) is not None:
+            while (
+                len(queue) < _WINDOW_PER_WORKER * workers
+                and (bid := next(upcoming, None)) is not None
+            ):
                 queue.append((bid, loop.run_in_executor(pool, open_one, bid)))
 
         try:
             fill()
             while queue:
+                # The next bid in order, and with it every following one already opened: a
+                # transaction per bid would cost more than opening it.
                 bid, future = queue.popleft()
-                outcome = await future
+                ready = [_bid_event(bid, await future)]
+                while (
+                    queue
+                    and len(ready) < _MOST_EVENTS_PER_COMMIT
+                    and queue[0][1].done()
+                    and queue[0][1].exception() is None  # a failure waits for its turn
+                ):
+                    bid, future = queue.popleft()
+                    ready.append(_bid_event(bid, future.result()))
                 fill()
                 async with _transaction(self.ctx) as session:
-                    await self._append(session, *_bid_event(bid, outcome))
+                    events = await ev.append_many(
+                        session=session,
+                        tender_id=self.tender_id,
+                        items=ready,
+                        lease_owner=self.ctx.instance,
+                        at=self.ctx.clock(),
+                    )
+                for event in events:
+                    self.done.setdefault(event.type, []).append(event)
         finally:
             # Never wait here for a thread: on cancellation the event loop must stay free.
+            for _, future in queue:
+                if future.done() and not future.cancelled():
+                    future.exception()  # retrieved: it is the step's to retry, not to report
+                else:
+                    future.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _valid_bids(self) -> list[dict[str, Any]]:
