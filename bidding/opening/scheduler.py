@@ -119,8 +119,9 @@ class OpeningScheduler:
             if tender_id in self._running:
                 continue
             current = self.scheduled_at(tender_id)
-            # A deadline moved elsewhere is followed; a retry or takeover already set stays.
-            if current is None or (tender_id in deadlines and current != at):
+            # A deadline moved elsewhere is followed. An unfinished opening is looked at no
+            # later than its lease allows a takeover, whatever job it had before.
+            if current is None or (current != at if tender_id in deadlines else current > at):
                 self._schedule(tender_id, at)
         for job in self._scheduler.get_jobs():
             if job.id.startswith(_JOB_PREFIX):

@@ -1,0 +1,554 @@
+"""Openings across real server processes (DESIGN §5, §9): `bidding serve` killed with SIGKILL
+in the middle of decryption and started again, and two instances on one PostgreSQL database.
+
+Every test starts its own servers on a fresh database and kills them all when it ends. The
+PostgreSQL cases are skipped when no server is reachable, except under CI=true.
+
+To land a kill in the middle of decryption, the bids are slow to open but quick to upload:
+each is a ZIP whose document inflates from about 0.5 MiB to 64 MiB (within the platform's
+200:1 compression limit), all of which the opening must inflate and hash. With one opening
+worker that takes a tenth of a second or more per bid, while the test polls the events every
+50 ms.
+"""
+
+import asyncio
+import base64
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bidding.auth.models import Role
+from bidding.crypto import age
+from bidding.db import create_engine, create_session_factory, utcnow
+from bidding.migrations import upgrade
+from bidding.opening import events as ev
+from bidding.opening.models import Opening
+from bidding.tenders.models import Tender
+from tests.conftest import DEFAULT_POSTGRES_URL, _postgres_reachable
+from tests.factories import bearer, create_organization, create_user
+from tests.tenders.conftest import TENDERS, tender_body
+from tests.test_serve import bidding_env, free_port
+
+LEASE_SECONDS = 2.0
+SETTINGS = {
+    "BIDDING_DEMO": "0",
+    "BIDDING_MIN_BIDDING_PERIOD_SECONDS": "0",
+    "BIDDING_OPENING_LEASE_SECONDS": str(LEASE_SECONDS),
+    "BIDDING_SCHEDULER_SYNC_SECONDS": "0.5",
+    "BIDDING_OPENING_WORKERS": "1",
+}
+SLOW_BIDS = 12
+KILL_AFTER = 2  # bids opened before the kill; the rest are left for the next instance
+# How far ahead a deadline is set when the bids are handed in before it, as people would:
+# enough for a few small bids, or for a dozen slow ones, on a loaded machine.
+LEAD_SMALL = timedelta(seconds=3)
+LEAD_SLOW = timedelta(seconds=5)
+TIMEOUT = 90.0  # seconds; generous for a loaded machine, only waited for on failure
+OCTETS = {"Content-Type": "application/octet-stream"}
+OUTCOMES = {ev.BID_DECRYPTED, ev.BID_REJECTED}
+ENDS = {ev.COMPLETED, ev.FAILED}
+
+Event = dict[str, Any]
+Headers = dict[str, str]
+
+
+# --- databases -----------------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    """A fresh, migrated database and the data dir (blobs, keys) its servers share."""
+
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+
+
+@pytest.fixture
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """Parametrized indirectly with "sqlite" or "postgresql"."""
+    data_dir = tmp_path / "var"
+    data_dir.mkdir()
+    if request.param == "sqlite":
+        # Where `bidding serve` puts it by default; the servers get no database URL.
+        url = f"sqlite+aiosqlite:///{(data_dir / 'bidding.sqlite3').resolve()}"
+        engine = create_engine(url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+        yield Database(url, data_dir, {})
+        return
+    admin_url = os.environ.get("BIDDING_TEST_DATABASE_URL", DEFAULT_POSTGRES_URL)
+    problem = await _postgres_reachable(admin_url)
+    if problem is not None:
+        message = f"PostgreSQL at {make_url(admin_url).render_as_string()} unreachable: {problem}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"bidding_proc_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        engine = create_engine(url)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+        yield Database(url, data_dir, {"BIDDING_DATABASE_URL": url})
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+# --- servers -------------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """One `bidding serve` process, and an HTTP client that keeps its connections to it."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+    http: httpx.AsyncClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no lease handed back, a transaction perhaps half done."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+@dataclass
+class Cluster:
+    """Server processes on one database and data dir, with one master key; all killed at the
+    end of the test, whatever happens."""
+
+    database: Database
+    logs: Path
+    master_key: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
+    servers: list[Server] = field(default_factory=list)
+
+    async def start(self, count: int = 1) -> list[Server]:
+        """Start servers side by side and wait until each answers its health check."""
+        env = bidding_env(
+            self.database.data_dir,
+            BIDDING_MASTER_KEY=self.master_key,
+            **SETTINGS,
+            **self.database.env,
+        )
+        started = []
+        for _ in range(count):
+            port = free_port()
+            log = self.logs / f"server-{len(self.servers) + 1}-{port}.log"
+            with log.open("wb") as output:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "bidding", "serve", "--port", str(port)],
+                    env=env,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                )
+            server = Server(process, port, log)
+            self.servers.append(server)
+            started.append(server)
+        for server in started:
+            await self._ready(server)
+        return started
+
+    async def _ready(self, server: Server) -> None:
+        give_up = time.monotonic() + 60
+        while True:
+            try:
+                response = await server.http.get("/api/v1/health")
+                if response.status_code == 200 and response.json()["database"] == "ok":
+                    return
+            except httpx.TransportError:
+                pass
+            assert server.process.poll() is None, f"the server died:\n{server.log_tail()}"
+            assert time.monotonic() < give_up, f"no answer in 60 s:\n{server.log_tail()}"
+            await asyncio.sleep(0.1)
+
+    def by_pid(self, pid: int) -> Server:
+        (server,) = [server for server in self.servers if server.pid == pid]
+        return server
+
+    def logs_tail(self) -> str:
+        return "\n".join(f"--- {s.log.name}\n{s.log_tail()}" for s in self.servers)
+
+    async def close(self) -> None:
+        """Kill every server still running, and close the clients."""
+        for server in self.servers:
+            server.kill()
+        for server in self.servers:
+            await server.http.aclose()
+
+
+@pytest.fixture
+async def cluster(database: Database, tmp_path: Path) -> AsyncIterator[Cluster]:
+    cluster = Cluster(database, tmp_path)
+    try:
+        yield cluster
+    finally:
+        await cluster.close()  # before the database fixture drops the database
+
+
+# --- people, tenders, bids -----------------------------------------------------------------
+
+
+@dataclass
+class Cast:
+    officer: Headers
+    bidders: list[Headers]
+
+
+async def make_cast(database: Database, bidders: int) -> Cast:
+    """An officer and bidders with bearer tokens, written straight into the database."""
+    engine = create_engine(database.url)
+    try:
+        async with create_session_factory(engine)() as session:
+            buyer = await create_organization(session, name="Fuzhou Transport Bureau")
+            officer = await create_user(session, role=Role.officer, organization=buyer)
+            officer_headers = await bearer(session, officer)
+            bidder_headers = []
+            for number in range(1, bidders + 1):
+                organization = await create_organization(session, name=f"Bidder {number} Ltd")
+                user = await create_user(session, role=Role.bidder, organization=organization)
+                bidder_headers.append(await bearer(session, user))
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return Cast(officer_headers, bidder_headers)
+
+
+async def publish(http: httpx.AsyncClient, officer: Headers, deadline: datetime) -> Event:
+    created = await http.post(
+        TENDERS, json=tender_body(bid_deadline=deadline.isoformat()), headers=officer
+    )
+    assert created.status_code == 201, created.text
+    published = await http.post(f"{TENDERS}/{created.json()['id']}/publish", headers=officer)
+    assert published.status_code == 200, published.text
+    tender: Event = published.json()
+    return tender
+
+
+def price(number: int) -> str:
+    return f"{950000 + 1000 * number}.00"
+
+
+def json_bid(number: int) -> bytes:
+    return json.dumps({"price": price(number), "duration_days": 100 + number}).encode()
+
+
+@cache
+def _slow_archive() -> bytes:
+    """A ZIP with one document: 64 MiB of zeros and 448 KiB of noise, deflated."""
+    document = bytes(64 * 1024 * 1024) + os.urandom(448 * 1024)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("documents/site-survey.bin", document)
+        (info,) = archive.infolist()
+    assert info.file_size < 150 * info.compress_size, "within the 200:1 zip-bomb limit"
+    return buffer.getvalue()
+
+
+def slow_bid(number: int) -> bytes:
+    """A bid form plus the slow document: about 0.5 MiB sealed, 64 MiB to inflate and hash."""
+    buffer = io.BytesIO(_slow_archive())
+    with zipfile.ZipFile(buffer, "a") as archive:
+        archive.writestr("bid.json", json_bid(number))
+    return buffer.getvalue()
+
+
+async def submit(
+    http: httpx.AsyncClient, tender: Event, bidder: Headers, plaintext: bytes
+) -> Event:
+    sealed = age.seal_bytes(plaintext, [age.Recipient.parse(tender["opening_recipient"])])
+    response = await http.post(
+        f"{TENDERS}/{tender['id']}/bids", content=sealed, headers={**OCTETS, **bidder}
+    )
+    assert response.status_code == 201, response.text
+    receipt: Event = response.json()
+    return receipt
+
+
+async def bring_deadline_forward(database: Database, tender: Event) -> None:
+    """End the bidding now, once the bids are in, instead of waiting for a deadline.
+
+    The servers' periodic sync follows the changed deadline (as it follows an amendment made
+    by another instance), so nobody has to guess how long the uploads will take.
+    """
+    engine = create_engine(database.url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(Tender)
+                .where(Tender.id == uuid.UUID(tender["id"]))
+                .values(bid_deadline=utcnow(), updated_at=utcnow())
+            )
+    finally:
+        await engine.dispose()
+
+
+# --- watching an opening -------------------------------------------------------------------
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float) -> Any:
+    """Poll check() until it returns something truthy; fail saying what did not happen."""
+    give_up = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < give_up, f"{what}: not within {timeout} s"
+        await asyncio.sleep(0.05)
+
+
+class Watcher:
+    """Follows a tender's events through the API, as a participant's browser does."""
+
+    def __init__(self, tender: Event, officer: Headers) -> None:
+        self.tender_id = tender["id"]
+        self.officer = officer
+        self.events: list[Event] = []
+
+    async def poll(self, server: Server) -> list[Event]:
+        while True:
+            response = await server.http.get(
+                f"{TENDERS}/{self.tender_id}/opening/events",
+                params={"after": self.events[-1]["seq"] if self.events else 0},
+                headers=self.officer,
+            )
+            assert response.status_code == 200, response.text
+            page = response.json()
+            self.events += page["events"]
+            if not page["has_more"]:
+                return self.events
+
+    def count(self, types: set[str]) -> int:
+        return sum(event["type"] in types for event in self.events)
+
+    async def until(
+        self, server: Server, done: Callable[["Watcher"], bool], what: str, cluster: Cluster
+    ) -> list[Event]:
+        async def check() -> bool:
+            await self.poll(server)
+            return done(self)
+
+        try:
+            await eventually(check, what, TIMEOUT)
+        except AssertionError as exc:
+            kinds = [event["type"] for event in self.events]
+            raise AssertionError(f"{exc}; events: {kinds}\n{cluster.logs_tail()}") from None
+        return self.events
+
+
+def ended(watcher: Watcher) -> bool:
+    return watcher.count(ENDS) > 0
+
+
+def some_bids_opened(watcher: Watcher) -> bool:
+    return watcher.count(OUTCOMES) >= KILL_AFTER or ended(watcher)
+
+
+async def stored(database: Database, tender: Event) -> tuple[list[Event], Opening]:
+    """The events and the opening row as committed, read straight from the database."""
+    engine = create_engine(database.url)
+    try:
+        async with create_session_factory(engine)() as session:
+            tender_id = uuid.UUID(tender["id"])
+            events = [ev.envelope(e) for e in await ev.after(session=session, tender_id=tender_id)]
+            opening = await session.scalar(select(Opening).where(Opening.tender_id == tender_id))
+    finally:
+        await engine.dispose()
+    assert opening is not None
+    return events, opening
+
+
+def owner_pid(opening: Opening) -> int:
+    """The process that holds the lease: instance names are host:pid:random."""
+    assert opening.lease_owner is not None
+    return int(opening.lease_owner.split(":")[-2])
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def millisecond(moment: datetime) -> datetime:
+    """The moment as event times show it: truncated to the millisecond."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def assert_whole_opening(events: list[Event], receipts: list[Event]) -> None:
+    """Exactly one opening: seq 1..n, each pipeline step once, each bid once."""
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert [event["type"] for event in events] == [
+        ev.STARTED,
+        ev.LOG_SEALED,
+        ev.BIDS_LISTED,
+        *[ev.BID_DECRYPTED] * len(receipts),
+        ev.SCORES_COMPUTED,
+        ev.RECORD_PUBLISHED,
+        ev.COMPLETED,
+    ], [event["data"] for event in events if event["type"] == ev.BID_REJECTED]
+    opened = [event["data"]["bid_id"] for event in events if event["type"] in OUTCOMES]
+    bid_ids = [receipt["body"]["bid_id"] for receipt in receipts]
+    assert len(set(opened)) == len(opened)
+    assert sorted(opened) == sorted(bid_ids)
+    listed = next(event for event in events if event["type"] == ev.BIDS_LISTED)
+    assert sorted(bid["bid_id"] for bid in listed["data"]["bids"]) == sorted(bid_ids)
+
+
+async def assert_outcome(server: Server, tender: Event, officer: Headers, bids: int) -> None:
+    """The tender is opened and its signed record and ranking cover every bid."""
+    base = f"{TENDERS}/{tender['id']}"
+    state = (await server.http.get(f"{base}/opening", headers=officer)).json()
+    assert state["status"] == "opened"
+    record = (await server.http.get(f"{base}/opening/record", headers=officer)).json()
+    assert [bid["status"] for bid in record["record"]["bids"]] == ["decrypted"] * bids
+    results = (await server.http.get(f"{base}/results", headers=officer)).json()
+    assert [place["rank"] for place in results["ranking"]] == list(range(1, bids + 1))
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+class TestKilledMidDecryption:
+    @pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+    async def test_a_restarted_server_finishes_the_opening_without_repeating_an_event(
+        self, database: Database, cluster: Cluster
+    ) -> None:
+        cast = await make_cast(database, SLOW_BIDS)
+        (first,) = await cluster.start()
+        tender = await publish(first.http, cast.officer, utcnow() + timedelta(hours=1))
+        receipts = [
+            await submit(first.http, tender, bidder, slow_bid(number))
+            for number, bidder in enumerate(cast.bidders)
+        ]
+        await bring_deadline_forward(database, tender)
+        watcher = Watcher(tender, cast.officer)
+        await watcher.until(first, some_bids_opened, "bids to be opened", cluster)
+
+        first.kill()
+
+        before, opening = await stored(database, tender)
+        opened_before = sum(event["type"] in OUTCOMES for event in before)
+        assert KILL_AFTER <= opened_before < SLOW_BIDS, "killed in the middle of decryption"
+        assert owner_pid(opening) == first.pid
+        assert opening.completed_at is None
+        assert opening.lease_expires_at is not None
+        (second,) = await cluster.start()
+        events = await watcher.until(second, ended, "the opening to end", cluster)
+
+        assert_whole_opening(events, receipts)
+        assert events[: len(before)] == before, "what was written before the kill stands"
+        # The new instance waited for the dead one's lease before writing anything.
+        resumed_at = parse_time(events[len(before)]["at"])
+        assert resumed_at >= millisecond(opening.lease_expires_at)
+        _, opening = await stored(database, tender)
+        assert owner_pid(opening) == second.pid
+        await assert_outcome(second, tender, cast.officer, SLOW_BIDS)
+
+
+class TestTwoInstances:
+    @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+    async def test_each_deadline_is_opened_by_exactly_one_instance(
+        self, database: Database, cluster: Cluster
+    ) -> None:
+        tenders_count, bids_each = 3, 3
+        cast = await make_cast(database, bids_each)
+        servers = await cluster.start(2)
+        # Both instances schedule the deadline: the publishing one at once, the other on its
+        # next sync; both fire at the deadline, and the compare-and-set picks one.
+        deadline = utcnow() + LEAD_SMALL
+        tenders, receipts = [], []
+        for index in range(tenders_count):
+            server = servers[index % 2]
+            tender = await publish(server.http, cast.officer, deadline)
+            tenders.append(tender)
+            receipts.append(
+                [
+                    await submit(server.http, tender, bidder, json_bid(number))
+                    for number, bidder in enumerate(cast.bidders)
+                ]
+            )
+
+        for index, tender in enumerate(tenders):
+            watcher = Watcher(tender, cast.officer)
+            # Watched through the instance that did not publish it.
+            events = await watcher.until(servers[(index + 1) % 2], ended, "the opening", cluster)
+            assert_whole_opening(events, receipts[index])
+            assert parse_time(events[0]["at"]) >= millisecond(deadline)
+            _, opening = await stored(database, tender)
+            assert owner_pid(opening) in {server.pid for server in servers}
+            await assert_outcome(servers[index % 2], tender, cast.officer, bids_each)
+        assert all(server.process.poll() is None for server in servers)
+
+    @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+    async def test_the_other_instance_takes_over_when_the_runner_is_killed(
+        self, database: Database, cluster: Cluster
+    ) -> None:
+        cast = await make_cast(database, SLOW_BIDS)
+        servers = await cluster.start(2)
+        tender = await publish(servers[0].http, cast.officer, utcnow() + LEAD_SLOW)
+        receipts = [
+            await submit(servers[number % 2].http, tender, bidder, slow_bid(number))
+            for number, bidder in enumerate(cast.bidders)
+        ]
+        watcher = Watcher(tender, cast.officer)
+        await watcher.until(servers[1], some_bids_opened, "bids to be opened", cluster)
+        _, opening = await stored(database, tender)
+        runner = cluster.by_pid(owner_pid(opening))
+        (survivor,) = [server for server in servers if server is not runner]
+
+        runner.kill()
+
+        before, opening = await stored(database, tender)
+        opened_before = sum(event["type"] in OUTCOMES for event in before)
+        assert KILL_AFTER <= opened_before < SLOW_BIDS, "killed in the middle of decryption"
+        assert opening.lease_expires_at is not None
+        events = await watcher.until(survivor, ended, "the opening to end", cluster)
+
+        assert_whole_opening(events, receipts)  # one opening.started, no step twice
+        assert events[: len(before)] == before
+        # Taken over only once the dead runner's lease had run out.
+        assert parse_time(events[len(before)]["at"]) >= millisecond(opening.lease_expires_at)
+        _, finished = await stored(database, tender)
+        assert owner_pid(finished) == survivor.pid
+        await assert_outcome(survivor, tender, cast.officer, SLOW_BIDS)
