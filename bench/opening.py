@@ -25,8 +25,10 @@ Rounds alternate the order of the worker counts; the best of each figure counts 
 machine's other work only ever slows a run down). Every file is in the page cache for all.
 
 One JSON line per backend: ours_s (the best worker count), ours_workers, age_cli_s, floor_s,
-ratio_age_cli = ours/age_cli, ratio_floor = ours/floor, the opening.started lag (ms), the
-phases of the best opening, the pool figures, the backend, bids, and sizes.
+ratio_age_cli = ours/age_cli, ratio_floor = ours/floor, the opening.started lag (ms), how
+late the event loop woke a 5 ms timer while an opening ran (max per run, and p99: what a live
+watcher's request would wait), the phases of the best opening, the pool figures, the backend,
+bids, and sizes.
 Target: ratio_age_cli <= 1.5. The exit status is 1 when an opening does not end in
 opening.completed with every bid decrypted.
 """
@@ -34,11 +36,13 @@ opening.completed with every bid decrypted.
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -73,6 +77,8 @@ class Run:
     lag: float  # deadline -> opening.started
     listed: float  # deadline -> bids.listed
     decrypted: float  # deadline -> the last bid.decrypted / bid.rejected
+    loop_stall: float = 0.0  # during the opening, the longest a 5 ms timer woke late
+    loop_stall_p99: float = 0.0
 
     def phases(self) -> dict[str, float]:
         """Each step's share: waiting for the start, sealing and listing, the bids, the end."""
@@ -162,6 +168,16 @@ async def _figures(platform: Platform, deadline: datetime, workers: int) -> Run:
     )
 
 
+async def _watch_loop(stalls: list[tuple[float, float]]) -> None:
+    """Record how late the event loop wakes a 5 ms timer (what a watcher's request would wait),
+    with the wall-clock time of each wake-up."""
+    loop = asyncio.get_running_loop()
+    while True:
+        before = loop.time()
+        await asyncio.sleep(0.005)
+        stalls.append((time.time(), loop.time() - before - 0.005))
+
+
 async def open_once(platform: Platform, *, workers: int, lead: float, timeout: float) -> Run:
     """Set the deadline `lead` seconds ahead, run a scheduler until the tender is opened."""
     deadline = await arm(platform, lead=timedelta(seconds=lead))
@@ -177,13 +193,22 @@ async def open_once(platform: Platform, *, workers: int, lead: float, timeout: f
         ctx, sync_every=timedelta(seconds=platform.settings.scheduler_sync_seconds)
     )
     woken = asyncio.Event()
+    stalls: list[tuple[float, float]] = []
     with _woken_by_scheduler(platform.tender_id, woken):
         await scheduler.start()
+        watcher = asyncio.create_task(_watch_loop(stalls))
         try:
             await _wait_finished(platform, woken, lead + timeout)
         finally:
+            watcher.cancel()
             await scheduler.stop()
-    return await _figures(platform, deadline, workers)
+    run = await _figures(platform, deadline, workers)
+    # Only while the opening ran: from the deadline to opening.completed.
+    start = deadline.timestamp()
+    during = [stall for moment, stall in stalls if start <= moment <= start + run.seconds]
+    during.sort()
+    p99 = during[int(len(during) * 0.99)] if during else 0.0
+    return dataclasses.replace(run, loop_stall=max(during, default=0.0), loop_stall_p99=p99)
 
 
 # --- the bench -----------------------------------------------------------------------------
@@ -261,6 +286,9 @@ async def run_backend(args: argparse.Namespace, backend: str) -> dict[str, Any]:
         "within_target": ratio_age_cli is not None and ratio_age_cli <= TARGET_RATIO_AGE_CLI,
         "opening_started_lag_ms": round(best.lag * 1000, 1),
         "opening_started_lag_ms_max": round(max(run.lag for run in runs) * 1000, 1),
+        "loop_stall_max_ms": round(max(run.loop_stall for run in runs) * 1000, 1),
+        "loop_stall_max_ms_runs": [round(run.loop_stall * 1000, 1) for run in runs],
+        "loop_stall_p99_ms": round(max(run.loop_stall_p99 for run in runs) * 1000, 1),
         "best_workers": best.workers,
         "best_phases_s": best.phases(),
         f"floor_threads{args.pool}_s": _best(seconds["floor_threads"]),
