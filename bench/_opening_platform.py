@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from rush import credit_code, postgres_database
+from rush import add_accounts, postgres_database
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bidding import migrations
-from bidding.auth.models import Organization, Role, User
+from bidding.auth.models import User
 from bidding.auth.passwords import hash_password
 from bidding.crypto import age
 from bidding.db import create_engine, create_session_factory, utcnow
@@ -100,25 +100,9 @@ async def _accounts(
     """An officer and `bidders` bidders, each of its own organization."""
     password_hash = hash_password(secrets.token_urlsafe(16))
     async with session_factory() as session, session.begin():
-        roles = [Role.officer] + [Role.bidder] * bidders
-        organizations = [
-            Organization(id=uuid.uuid4(), name=f"Opening {role.value} {i}", code=credit_code())
-            for i, role in enumerate(roles)
-        ]
-        session.add_all(organizations)
-        await session.flush()
-        users = [
-            User(
-                id=uuid.uuid4(),
-                email=f"{role.value}-{i}@opening.example.com",
-                display_name=f"Opening {role.value} {i}",
-                password_hash=password_hash,
-                role=role,
-                organization_id=organization.id,
-            )
-            for i, (role, organization) in enumerate(zip(roles, organizations, strict=True))
-        ]
-        session.add_all(users)
+        users = await add_accounts(
+            session, bidders=bidders, label="Opening", password_hash=password_hash
+        )
     return users[0], users[1:]
 
 

@@ -55,6 +55,7 @@ import httpx
 from _harness import MIB
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.models import AccessToken, Organization, Role, User
 from bidding.auth.passwords import hash_password
@@ -177,37 +178,47 @@ def credit_code() -> str:
     return first17 + check_character(first17)
 
 
-async def create_accounts(database_url: str, bidders: int) -> tuple[str, list[str]]:
-    """An officer and `bidders` bidders, each of its own organization; their bearer tokens.
+async def add_accounts(
+    session: AsyncSession, *, bidders: int, label: str, password_hash: str
+) -> list[User]:
+    """An officer, then `bidders` bidders, each of its own organization, added and flushed.
 
     Written directly: `bidding users create` would spend an Argon2 hash and a process start
-    on each, and the bench is about the upload path. Nobody signs in with the password.
+    on each, and the benches are about other paths. Nobody signs in with the password.
     """
+    roles = [Role.officer] + [Role.bidder] * bidders
+    organizations = [
+        Organization(id=uuid.uuid4(), name=f"{label} {role.value} {i}", code=credit_code())
+        for i, role in enumerate(roles)
+    ]
+    session.add_all(organizations)
+    await session.flush()
+    users = [
+        User(
+            id=uuid.uuid4(),
+            email=f"{role.value}-{i}@{label.lower()}.example.com",
+            display_name=f"{label} {role.value} {i}",
+            password_hash=password_hash,
+            role=role,
+            organization_id=organization.id,
+        )
+        for i, (role, organization) in enumerate(zip(roles, organizations, strict=True))
+    ]
+    session.add_all(users)
+    await session.flush()
+    return users
+
+
+async def create_accounts(database_url: str, bidders: int) -> tuple[str, list[str]]:
+    """An officer and `bidders` bidders, each of its own organization; their bearer tokens."""
     password_hash = hash_password(secrets.token_urlsafe(16))
     expires_at = utcnow() + timedelta(days=1)
     engine = create_engine(database_url)
     try:
         async with create_session_factory(engine)() as session, session.begin():
-            roles = [Role.officer] + [Role.bidder] * bidders
-            organizations = [
-                Organization(id=uuid.uuid4(), name=f"Rush {role.value} {i}", code=credit_code())
-                for i, role in enumerate(roles)
-            ]
-            session.add_all(organizations)
-            await session.flush()
-            users = [
-                User(
-                    id=uuid.uuid4(),
-                    email=f"{role.value}-{i}@rush.example.com",
-                    display_name=f"Rush {role.value} {i}",
-                    password_hash=password_hash,
-                    role=role,
-                    organization_id=organization.id,
-                )
-                for i, (role, organization) in enumerate(zip(roles, organizations, strict=True))
-            ]
-            session.add_all(users)
-            await session.flush()
+            users = await add_accounts(
+                session, bidders=bidders, label="Rush", password_hash=password_hash
+            )
             tokens = [new_token() for _ in users]
             session.add_all(
                 AccessToken(token_hash=hash_token(token), user_id=user.id, expires_at=expires_at)

@@ -8,6 +8,7 @@ tests see each other's data never; tests of concurrent requests use `committing_
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -73,6 +74,14 @@ async def database_url(
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.sqlite3'}"
         return
+    async with fresh_postgres_database("bidding_test") as url:
+        yield url
+
+
+@asynccontextmanager
+async def fresh_postgres_database(prefix: str) -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database, dropped afterwards; skipped when no server answers,
+    except under CI=true, where that fails."""
     admin_url = os.environ.get("BIDDING_TEST_DATABASE_URL", DEFAULT_POSTGRES_URL)
     problem = await _postgres_reachable(admin_url)
     if problem is not None:
@@ -80,11 +89,11 @@ async def database_url(
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
-    name = f"bidding_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
         yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
         async with admin.connect() as connection:

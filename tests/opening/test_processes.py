@@ -31,9 +31,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import select, update
 
 from bidding.auth.models import Role
 from bidding.crypto import age
@@ -42,7 +40,7 @@ from bidding.migrations import upgrade
 from bidding.opening import events as ev
 from bidding.opening.models import Opening
 from bidding.tenders.models import Tender
-from tests.conftest import DEFAULT_POSTGRES_URL, _postgres_reachable
+from tests.conftest import fresh_postgres_database
 from tests.factories import bearer, create_organization, create_user
 from tests.tenders.conftest import TENDERS, tender_body
 from tests.test_serve import bidding_env, free_port
@@ -97,29 +95,13 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             await engine.dispose()
         yield Database(url, data_dir, {})
         return
-    admin_url = os.environ.get("BIDDING_TEST_DATABASE_URL", DEFAULT_POSTGRES_URL)
-    problem = await _postgres_reachable(admin_url)
-    if problem is not None:
-        message = f"PostgreSQL at {make_url(admin_url).render_as_string()} unreachable: {problem}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    name = f"bidding_proc_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    async with fresh_postgres_database("bidding_proc") as url:
         engine = create_engine(url)
         try:
             await upgrade(engine)
         finally:
             await engine.dispose()
         yield Database(url, data_dir, {"BIDDING_DATABASE_URL": url})
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 # --- servers -------------------------------------------------------------------------------
