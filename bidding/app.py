@@ -18,6 +18,7 @@ from bidding.keys import load_platform_keys
 from bidding.keys import router as keys_router
 from bidding.opening import pipeline
 from bidding.opening.endpoints import router as opening_router
+from bidding.opening.live import Hub
 from bidding.opening.scheduler import OpeningScheduler, instance_name
 from bidding.settings import Settings
 from bidding.tenders.blobs import FilesystemBlobStore
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
         app.state.keys = load_platform_keys(settings)
+        hub = Hub(app.state.session_factory, database_url=settings.resolved_database_url)
+        app.state.hub = hub
         openings = OpeningScheduler(
             pipeline.Context(
                 session_factory=app.state.session_factory,
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
                 instance=instance_name(),
                 lease=timedelta(seconds=settings.opening_lease_seconds),
                 workers=settings.opening_workers,
+                announce=hub.notify,
             ),
             sync_every=timedelta(seconds=settings.scheduler_sync_seconds),
         )
@@ -78,6 +82,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
                     name="demo-bidders",
                 )
             )
+        await hub.start()
         await openings.start()
         # What start-up made (modules, models, keys) lives as long as the process: kept out
         # of the collector's full passes, it no longer lengthens their pauses of the event loop.
@@ -86,6 +91,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
             yield
         finally:
             await openings.stop()
+            await hub.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

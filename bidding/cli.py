@@ -205,7 +205,17 @@ def serve_command(args: argparse.Namespace) -> None:
         asyncio.run(_upgrade(settings))
     if settings.demo and settings.environment != "production":
         asyncio.run(_seed_demo(settings, f"http://{args.host}:{args.port}"))
-    uvicorn.run(create_app(settings), host=args.host, port=args.port)
+    from bidding.opening.live import MAX_CLIENT_FRAME_BYTES
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        # A watcher's messages are small: larger frames are refused by the protocol itself.
+        ws_max_size=MAX_CLIENT_FRAME_BYTES,
+        # Compression would be paid per connection for every event sent to thousands.
+        ws_per_message_deflate=False,
+    )
 
 
 async def _seed_demo(settings: "Settings", url: str) -> None:

@@ -41,7 +41,7 @@ def upgrade() -> None:
         sa.Column("lease_owner", sa.String(length=100), nullable=True),
         sa.Column("lease_expires_at", bidding.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_seq", sa.Integer(), nullable=False),
-        sa.Column("started_at", bidding.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", bidding.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("completed_at", bidding.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("record", sa.Text(), nullable=True),
         sa.Column("record_key_id", sa.String(length=16), nullable=True),

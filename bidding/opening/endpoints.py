@@ -1,14 +1,36 @@
-"""Opening HTTP endpoints: state, events, record, results, and the sealed receipt log."""
+"""Opening endpoints: state, events, record, results, the sealed receipt log, the actions in
+the room, and the live room itself (WebSocket)."""
 
+import asyncio
+import collections
+import contextlib
+import json
+import uuid
+from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bidding.auth.dependencies import OptionalUser
+from bidding.auth.dependencies import (
+    SESSION_COOKIE,
+    Bidder,
+    CurrentUser,
+    Officer,
+    OptionalUser,
+    find_access_token,
+)
+from bidding.auth.models import User
 from bidding.db import Session, iso_utc, utcnow
+from bidding.opening import actions, live
 from bidding.opening import events as ev
 from bidding.opening import service as opening_service
-from bidding.tenders.dependencies import VisibleTender
+from bidding.opening.live import Hub
+from bidding.tenders import service as tenders_service
+from bidding.tenders.dependencies import ManagedTender, VisibleTender
+from bidding.tenders.models import Tender
 
 router = APIRouter(prefix="/tenders", tags=["opening"])
 
@@ -25,6 +47,10 @@ MAX_EVENTS_PAGE = 1000
 MAX_LEAVES_PAGE = 1000
 
 
+def _time(moment: datetime | None) -> str | None:
+    return None if moment is None else iso_utc(moment)
+
+
 @router.get("/{tender_id}/opening", responses=_WATCH)
 async def read_opening(
     tender: VisibleTender, viewer: OptionalUser, session: Session
@@ -36,11 +62,8 @@ async def read_opening(
         "tender_id": str(tender.id),
         "status": tender.status.value,
         "bid_deadline": iso_utc(tender.bid_deadline),
-        "started_at": None if opening is None else iso_utc(opening.started_at),
-        "completed_at": (
-            None if opening is None or opening.completed_at is None
-            else iso_utc(opening.completed_at)
-        ),
+        "started_at": _time(opening.started_at if opening else None),
+        "completed_at": _time(opening.completed_at if opening else None),
         "last_seq": 0 if opening is None else opening.last_seq,
         "server_time": iso_utc(utcnow()),
     }  # fmt: skip
@@ -111,3 +134,277 @@ async def read_leaves(
 ) -> dict[str, Any]:
     """Every signed receipt of the sealed log, once the opening has ended: recompute the root."""
     return await opening_service.leaves(session=session, tender=tender, start=start, limit=limit)
+
+
+# --- actions in the room -------------------------------------------------------------------
+
+
+class RoomText(BaseModel):
+    """What a participant writes in the room: an objection or an answer."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+def _announce(request: Request, background: BackgroundTasks, tender: Tender) -> None:
+    """After the commit, this instance's room reads the new event (others hear of it by NOTIFY)."""
+    hub: Hub | None = getattr(request.app.state, "hub", None)
+    if hub is not None:
+        background.add_task(hub.notify, tender.id)
+
+
+_ACT: Responses = _WATCH | {409: {"description": "not at this stage of the opening"}}
+
+
+@router.post("/{tender_id}/opening/check-in", responses=_ACT)
+async def check_in(
+    tender: VisibleTender,
+    user: CurrentUser,
+    session: Session,
+    request: Request,
+    background: BackgroundTasks,
+) -> dict[str, Any]:
+    """签到: a participant says it is present; bidders from the deadline on. Returns the event."""
+    event = await actions.check_in(session=session, tender=tender, user=user)
+    _announce(request, background, tender)
+    return event
+
+
+@router.post("/{tender_id}/opening/objections", status_code=201, responses=_ACT)
+async def raise_objection(
+    body: RoomText,
+    tender: VisibleTender,
+    bidder: Bidder,
+    session: Session,
+    request: Request,
+    background: BackgroundTasks,
+) -> dict[str, Any]:
+    """异议: a bidder whose bid is being opened objects, while the opening runs."""
+    event = await actions.raise_objection(
+        session=session, tender=tender, bidder=bidder, text=body.text
+    )
+    _announce(request, background, tender)
+    return event
+
+
+@router.post(
+    "/{tender_id}/opening/objections/{objection_id}/answer", status_code=201, responses=_ACT
+)
+async def answer_objection(
+    objection_id: uuid.UUID,
+    body: RoomText,
+    tender: ManagedTender,
+    officer: Officer,
+    session: Session,
+    request: Request,
+    background: BackgroundTasks,
+) -> dict[str, Any]:
+    """The tender's officer answers an objection, once."""
+    event = await actions.answer_objection(
+        session=session, tender=tender, officer=officer, objection_id=objection_id, text=body.text
+    )
+    _announce(request, background, tender)
+    return event
+
+
+@router.post("/{tender_id}/opening/record/confirm", status_code=201, responses=_ACT)
+async def confirm_record(
+    tender: VisibleTender,
+    bidder: Bidder,
+    session: Session,
+    request: Request,
+    background: BackgroundTasks,
+) -> dict[str, Any]:
+    """A bidder whose bid was opened confirms the published record, once."""
+    event = await actions.confirm_record(session=session, tender=tender, bidder=bidder)
+    _announce(request, background, tender)
+    return event
+
+
+# --- the live room -------------------------------------------------------------------------
+
+# Close codes of the room, besides the standard ones.
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_FELL_BEHIND = 4008
+AUTH_TIMEOUT_SECONDS = 10.0
+# A watcher has little to say: more than this many messages in the window is a flood.
+MAX_CLIENT_MESSAGES = 30
+CLIENT_WINDOW_SECONDS = 10.0
+
+
+class _Close(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    # A browser sends the session cookie with a WebSocket opened by any site; only a page of
+    # ours may use it (Cross-Site WebSocket Hijacking).
+    origin = websocket.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == websocket.headers.get("host")
+
+
+async def _user_for(factory: async_sessionmaker[AsyncSession], token: str) -> User | None:
+    async with factory() as session:
+        access = await find_access_token(session=session, token=token)
+        return None if access is None else access.user
+
+
+def _message(kind: str, **fields: Any) -> str:
+    return live.encode({"type": kind, **fields})
+
+
+async def _first_message_token(websocket: WebSocket) -> str:
+    """The token of an auth message, which must come first and soon."""
+    try:
+        message = await asyncio.wait_for(websocket.receive(), AUTH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise _Close(CLOSE_UNAUTHENTICATED, 'sign in: send {"type": "auth", "token": …}') from None
+    text = message.get("text")
+    if message["type"] == "websocket.disconnect" or not text or len(text) > 4096:
+        raise _Close(CLOSE_UNAUTHENTICATED, "the first message must be the auth message")
+    with contextlib.suppress(ValueError):
+        data = json.loads(text)
+        if (
+            isinstance(data, dict)
+            and data.get("type") == "auth"
+            and isinstance(data.get("token"), str)
+        ):
+            token: str = data["token"]
+            return token
+    raise _Close(CLOSE_UNAUTHENTICATED, "the first message must be the auth message")
+
+
+async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, User | None]:
+    """Who is watching which tender from where; _Close when they may not."""
+    factory: async_sessionmaker[AsyncSession] = websocket.app.state.session_factory
+    after_text = websocket.query_params.get("after", "0")
+    if not (after_text.isascii() and after_text.isdigit() and len(after_text) <= 12):
+        raise _Close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
+    try:
+        tender_uuid = uuid.UUID(tender_id)
+    except ValueError:
+        raise _Close(CLOSE_NOT_FOUND, f"no tender {tender_id}") from None
+    user = None
+    cookie = websocket.cookies.get(SESSION_COOKIE)
+    if cookie and _same_origin(websocket):
+        user = await _user_for(factory, cookie)
+    async with factory() as session:
+        tender = await tenders_service.get(session=session, tender_id=tender_uuid, viewer=user)
+        if tender is None:
+            raise _Close(CLOSE_NOT_FOUND, f"no tender {tender_id}")
+        if user is None and not tender.public_opening:
+            user = await _user_for(factory, await _first_message_token(websocket))
+            if user is None:
+                raise _Close(CLOSE_UNAUTHENTICATED, "the token is invalid, expired or revoked")
+        if not (
+            tender.public_opening
+            or await opening_service.is_participant(session=session, tender=tender, viewer=user)
+        ):
+            raise _Close(CLOSE_FORBIDDEN, "only the tender's participants may watch its opening")
+    return tender_uuid, int(after_text), user
+
+
+async def _send(websocket: WebSocket, room: live.Room, watcher: live.Watcher) -> None:
+    for seq in range(watcher.replay_from + 1, watcher.replay_to + 1):
+        await websocket.send_text(room.frames[seq - 1])
+        watcher.sent_seq = seq
+    while True:
+        event_seq, text = await watcher.queue.get()
+        await websocket.send_text(text)
+        if event_seq is not None:
+            watcher.sent_seq = event_seq
+
+
+async def _receive(
+    websocket: WebSocket, watcher: live.Watcher, factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """Answer the watcher's few messages; _Close on a flood or an oversized message."""
+    loop = asyncio.get_running_loop()
+    recent: collections.deque[float] = collections.deque()
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        recent.append(loop.time())
+        while recent and recent[0] < recent[-1] - CLIENT_WINDOW_SECONDS:
+            recent.popleft()
+        if len(recent) > MAX_CLIENT_MESSAGES:
+            raise _Close(1008, "too many messages")
+        text = message.get("text")
+        size = len(text.encode("utf-8")) if text is not None else len(message.get("bytes") or b"")
+        if size > live.MAX_CLIENT_FRAME_BYTES:
+            raise _Close(1009, "message too big")
+        data: Any = None
+        if text is not None:
+            with contextlib.suppress(ValueError):
+                data = json.loads(text)
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind == "ping":
+            watcher.put(None, _message("pong", server_time=iso_utc(utcnow())))
+        elif kind == "auth" and isinstance(data.get("token"), str):
+            user = await _user_for(factory, data["token"])
+            if user is None:
+                watcher.put(None, _message("error", detail="the token is invalid or expired"))
+            else:
+                watcher.put(None, _message("authenticated", user_id=str(user.id)))
+        else:
+            detail = 'messages are JSON objects: {"type": "ping"} or {"type": "auth", "token": …}'
+            watcher.put(None, _message("error", detail=detail))
+
+
+@router.websocket("/{tender_id}/opening/live")
+async def live_room(websocket: WebSocket, tender_id: str) -> None:
+    """The opening as it happens: every event after `after`, in order, then each as committed.
+
+    Sign in with the session cookie or a first message {"type": "auth", "token": …}; anyone
+    may watch a public opening. A {"type": "tick", "server_time": …} comes every 5 seconds.
+    Closes with 4401 (unauthenticated), 4403 (not a participant), 4404 (no such tender) and
+    4008 (fell behind: reconnect with the `after` given in the reason).
+    """
+    await websocket.accept()
+    hub: live.Hub = websocket.app.state.hub
+    try:
+        tender_uuid, after, _user = await _admit(websocket, tender_id)
+    except _Close as refused:
+        await websocket.close(refused.code, refused.reason)
+        return
+    room, watcher = await hub.join(tender_uuid, after)
+    tasks: list[asyncio.Task[Any]] = []
+    try:
+        await websocket.send_text(
+            _message(
+                "welcome",
+                tender_id=str(tender_uuid),
+                after=after,
+                last_seq=len(room.frames),
+                server_time=iso_utc(utcnow()),
+            )
+        )
+        tasks = [
+            asyncio.create_task(_send(websocket, room, watcher)),
+            asyncio.create_task(_receive(websocket, watcher, websocket.app.state.session_factory)),
+            asyncio.create_task(watcher.fell_behind.wait()),
+        ]
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        room.leave(watcher)
+    close: BaseException | None = None
+    if tasks[2] in done:
+        close = _Close(CLOSE_FELL_BEHIND, f"fell behind: reconnect with after={watcher.sent_seq}")
+    elif tasks[1] in done:
+        close = tasks[1].exception()
+    if isinstance(close, _Close):
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await asyncio.wait_for(websocket.close(close.code, close.reason), 2)

@@ -5,7 +5,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.db import iso_utc, utcnow
@@ -24,6 +26,14 @@ SCORES_COMPUTED = "scores.computed"
 RECORD_PUBLISHED = "record.published"
 FAILED = "opening.failed"
 COMPLETED = "opening.completed"
+# Actions in the room, by its participants.
+CHECKED_IN = "attendance.checked_in"
+OBJECTION_RAISED = "objection.raised"
+OBJECTION_ANSWERED = "objection.answered"
+RECORD_CONFIRMED = "record.confirmed"
+
+# PostgreSQL channel on which every committed event is announced as "<tender id>:<seq>".
+CHANNEL = "bidding_opening_events"
 
 
 class LeaseLost(Exception):
@@ -73,7 +83,13 @@ async def append_many(
         .execution_options(synchronize_session=False)
     )
     if last is None:
+        if lease_owner is None:
+            raise LookupError(f"tender {tender_id} has no opening row: call ensure_opening first")
         raise LeaseLost(f"tender {tender_id}: the opening is no longer held by {lease_owner}")
+    if session.get_bind().dialect.name == "postgresql":
+        # Transactional: sent at commit, never for a rollback. Every instance's live rooms
+        # then read the new events from the table.
+        await session.execute(select(func.pg_notify(CHANNEL, f"{tender_id}:{last}")))
     moment = at or utcnow()
     first = last - len(items) + 1
     events = [
@@ -83,6 +99,22 @@ async def append_many(
     session.add_all(events)
     await session.flush()
     return events
+
+
+async def ensure_opening(*, session: AsyncSession, tender_id: uuid.UUID) -> None:
+    """Make the tender's opening row exist (events may come before the opening starts)."""
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    await session.execute(
+        insert(Opening).values(tender_id=tender_id, last_seq=0).on_conflict_do_nothing()
+    )
+
+
+async def lock_opening(*, session: AsyncSession, tender_id: uuid.UUID) -> None:
+    """Hold the tender's opening row until the transaction ends: check, then append, safely."""
+    await ensure_opening(session=session, tender_id=tender_id)
+    await session.execute(
+        select(Opening.tender_id).where(Opening.tender_id == tender_id).with_for_update()
+    )
 
 
 async def after(

@@ -26,7 +26,8 @@ class Opening(Base):
     # The seq of the latest event. Claiming the next seq is an UPDATE of this row, whose row
     # lock keeps seq gapless and makes commit order follow it.
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The row may come first with an event before the opening (a check-in), so this is unset.
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The signed opening record: exactly the canonical JSON that was signed.
     record: Mapped[str | None] = mapped_column(Text)

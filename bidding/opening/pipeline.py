@@ -53,6 +53,8 @@ class Context:
     lease: timedelta = timedelta(seconds=15)
     workers: int = 2
     clock: Callable[[], datetime] = utcnow
+    # Called after each commit that wrote events: this process's live rooms read them then.
+    announce: Callable[[uuid.UUID], None] | None = None
 
 
 # --- claiming ------------------------------------------------------------------------------
@@ -88,14 +90,19 @@ Claim = Claimed | NotDue | HeldElsewhere | Nothing
 
 
 @asynccontextmanager
-async def _transaction(ctx: Context) -> AsyncIterator[AsyncSession]:
+async def _transaction(
+    ctx: Context, announcing: uuid.UUID | None = None
+) -> AsyncIterator[AsyncSession]:
+    """One transaction; with `announcing`, the tender's new events are announced after it."""
     async with ctx.session_factory() as session, session.begin():
         yield session
+    if announcing is not None and ctx.announce is not None:
+        ctx.announce(announcing)
 
 
 async def claim(ctx: Context, tender_id: uuid.UUID) -> Claim:
     """Start the tender's opening (compare-and-set published -> opening) or take it over."""
-    async with _transaction(ctx) as session:
+    async with _transaction(ctx, tender_id) as session:
         row = (
             await session.execute(
                 select(Tender.status, Tender.bid_deadline).where(Tender.id == tender_id)
@@ -120,16 +127,15 @@ async def claim(ctx: Context, tender_id: uuid.UUID) -> Claim:
                 .execution_options(synchronize_session=False)
             )
             if started.rowcount == 1:  # type: ignore[attr-defined]
-                session.add(
-                    Opening(
-                        tender_id=tender_id,
-                        lease_owner=ctx.instance,
-                        lease_expires_at=now + ctx.lease,
-                        last_seq=0,
-                        started_at=now,
+                await ev.ensure_opening(session=session, tender_id=tender_id)
+                await session.execute(
+                    update(Opening)
+                    .where(Opening.tender_id == tender_id)
+                    .values(
+                        lease_owner=ctx.instance, lease_expires_at=now + ctx.lease, started_at=now
                     )
+                    .execution_options(synchronize_session=False)
                 )
-                await session.flush()
                 await ev.append(
                     session=session,
                     tender_id=tender_id,
@@ -281,7 +287,7 @@ class _Opening:
         self.done.setdefault(type, []).append(event)
 
     async def _step(self, type: str, make: Callable[[AsyncSession], Any]) -> None:
-        async with _transaction(self.ctx) as session:
+        async with _transaction(self.ctx, self.tender_id) as session:
             data = make(session)
             if asyncio.iscoroutine(data):
                 data = await data
@@ -384,7 +390,7 @@ class _Opening:
                     bid, future = queue.popleft()
                     ready.append(_bid_event(bid, future.result()))
                 fill()
-                async with _transaction(self.ctx) as session:
+                async with _transaction(self.ctx, self.tender_id) as session:
                     events = await ev.append_many(
                         session=session,
                         tender_id=self.tender_id,
@@ -456,7 +462,7 @@ class _Opening:
 
     # record.published, then opening.completed or opening.failed, in one transaction
     async def _finish(self, *, failure: dict[str, str] | None) -> None:
-        async with _transaction(self.ctx) as session:
+        async with _transaction(self.ctx, self.tender_id) as session:
             opening = await session.get(Opening, self.tender_id, with_for_update=True)
             assert opening is not None
             everything = await ev.after(session=session, tender_id=self.tender_id)
@@ -514,6 +520,24 @@ class _Opening:
                 entry["status"] = "rejected"
                 entry |= {k: outcome.data[k] for k in ("reason", "detail")}
             bids.append(entry)
+        answers = {
+            event.data["objection_id"]: event
+            for event in everything
+            if event.type == ev.OBJECTION_ANSWERED
+        }
+        objections = []
+        for event in everything:
+            if event.type == ev.OBJECTION_RAISED:
+                answer = answers.get(event.data["objection_id"])
+                objections.append(
+                    event.data
+                    | {"raised_at": iso_utc(event.at)}
+                    | {
+                        "answer": None
+                        if answer is None
+                        else answer.data | {"at": iso_utc(answer.at)}
+                    }
+                )
         scores = self.done.get(ev.SCORES_COMPUTED)
         drawn = self.done.get(ev.COEFFICIENT_DRAWN)
         sealed = self._data(ev.LOG_SEALED)
@@ -539,6 +563,12 @@ class _Opening:
             "bids": bids,
             "coefficient": drawn[0].data if drawn else None,
             "scores": scores[0].data if scores else None,
+            "attendance": [
+                event.data | {"at": iso_utc(event.at)}
+                for event in everything
+                if event.type == ev.CHECKED_IN
+            ],
+            "objections": objections,
             "outcome": {"status": "failed", **failure} if failure else {"status": "opened"},
             # The events so far, as served, bound into the signature.
             "events": {
@@ -549,7 +579,7 @@ class _Opening:
             },
             "times": {
                 "bid_deadline": iso_utc(tender.bid_deadline),
-                "started_at": iso_utc(opening.started_at),
+                "started_at": iso_utc(opening.started_at or now),
                 "sealed_at": sealed["tree_head"]["sealed_at"],
                 "published_at": iso_utc(now),
             },

@@ -70,16 +70,24 @@ async def first_event(
 
 
 async def record(*, session: AsyncSession, tender: Tender) -> dict[str, Any]:
-    """The signed opening record: {"record", "key_id", "signature"}; Conflict until signed."""
+    """The signed opening record: {"record", "key_id", "signature", "confirmations"};
+    Conflict until it is signed."""
     opening = await opening_of(session=session, tender_id=tender.id)
     if opening is None or opening.record is None:
         raise Conflict(
             "the opening record is published when the opening ends", type="record_not_published"
         )
+    confirmed = await session.scalars(
+        select(OpeningEvent)
+        .where(OpeningEvent.tender_id == tender.id, OpeningEvent.type == ev.RECORD_CONFIRMED)
+        .order_by(OpeningEvent.seq)
+    )
     return {
         "record": json.loads(opening.record),
         "key_id": opening.record_key_id,
         "signature": opening.record_signature,
+        # After the signature: each bidder's confirmation of it, as its event.
+        "confirmations": [ev.envelope(event) for event in confirmed],
     }
 
 

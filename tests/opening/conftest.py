@@ -1,15 +1,17 @@
 """A scene for openings on real transactions: a published tender, bidders, sealed bids, the
 deadline passing, and the pipeline run as the scheduler runs it."""
 
+import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,11 +21,13 @@ from bidding.crypto import age
 from bidding.db import create_session_factory, utcnow
 from bidding.keys import PlatformKeys
 from bidding.opening import pipeline
+from bidding.opening.live import MAX_CLIENT_FRAME_BYTES, Hub
 from bidding.tenders.blobs import FilesystemBlobStore
 from bidding.tenders.models import Tender
 from bidding.tenders.schemas import TenderCreate
 from tests.factories import bearer, create_organization, create_user
 from tests.tenders.conftest import TENDERS, tender_body
+from tests.test_serve import free_port
 
 OCTETS = {"Content-Type": "application/octet-stream"}
 
@@ -46,6 +50,8 @@ class Scene:
     client: httpx.AsyncClient
     officer: Party | None = None
     bidders: list[Party] = field(default_factory=list)
+    # What openings run by the scene call after each commit: a live hub's notify, if any.
+    announce: Callable[[uuid.UUID], None] | None = None
 
     async def _party(self, role: Role, name: str) -> Party:
         async with create_session_factory(self.engine)() as session:
@@ -112,6 +118,7 @@ class Scene:
             "keys": self.keys,
             "blobs": self.app.state.blobs,
             "instance": instance,
+            "announce": self.announce,
         }
         return pipeline.Context(**(values | changes))
 
@@ -141,3 +148,46 @@ async def scene(
     transport = httpx.ASGITransport(app=committing_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield Scene(committing_app, engine, platform_keys, client)
+
+
+@dataclass
+class LiveServer:
+    """The scene's app served by uvicorn on a free port, with a live hub of its own."""
+
+    url: str
+    hub: Hub
+
+    def room(self, tender: dict[str, Any], after: int = 0) -> str:
+        base = self.url.replace("http", "ws", 1)
+        return f"{base}{TENDERS}/{tender['id']}/opening/live?after={after}"
+
+
+@pytest.fixture
+async def live_server(scene: Scene, database_url: str) -> AsyncIterator[LiveServer]:
+    """Uvicorn in this event loop, serving the scene's app; its hub hears every commit."""
+    hub = Hub(create_session_factory(scene.engine), database_url=database_url, tick_seconds=0.5)
+    await hub.start()
+    scene.app.state.hub = hub
+    scene.announce = hub.notify
+    port = free_port()
+    config = uvicorn.Config(
+        scene.app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        ws_max_size=MAX_CLIENT_FRAME_BYTES,
+        ws_per_message_deflate=False,
+        lifespan="off",
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not serving.done(), "uvicorn did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", hub)
+    finally:
+        server.should_exit = True
+        await serving
+        await hub.stop()
+        del scene.app.state.hub
