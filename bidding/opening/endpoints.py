@@ -295,18 +295,20 @@ async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, 
     cookie = websocket.cookies.get(SESSION_COOKIE)
     if cookie and _same_origin(websocket):
         user = await _user_for(factory, cookie)
+    # No session is open while the client is waited for: a silent client must hold no
+    # connection of the pool, and on SQLite no write lock.
     async with factory() as session:
         tender = await tenders_service.get(session=session, tender_id=tender_uuid, viewer=user)
-        if tender is None:
-            raise _Close(CLOSE_NOT_FOUND, f"no tender {tender_id}")
-        if user is None and not tender.public_opening:
-            user = await _user_for(factory, await _first_message_token(websocket))
-            if user is None:
-                raise _Close(CLOSE_UNAUTHENTICATED, "the token is invalid, expired or revoked")
-        if not (
-            tender.public_opening
-            or await opening_service.is_participant(session=session, tender=tender, viewer=user)
-        ):
+    if tender is None:
+        raise _Close(CLOSE_NOT_FOUND, f"no tender {tender_id}")
+    if tender.public_opening:
+        return tender_uuid, int(after_text), user
+    if user is None:
+        user = await _user_for(factory, await _first_message_token(websocket))
+        if user is None:
+            raise _Close(CLOSE_UNAUTHENTICATED, "the token is invalid, expired or revoked")
+    async with factory() as session:
+        if not await opening_service.is_participant(session=session, tender=tender, viewer=user):
             raise _Close(CLOSE_FORBIDDEN, "only the tender's participants may watch its opening")
     return tender_uuid, int(after_text), user
 
@@ -406,5 +408,7 @@ async def live_room(websocket: WebSocket, tender_id: str) -> None:
     elif tasks[1] in done:
         close = tasks[1].exception()
     if isinstance(close, _Close):
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            await asyncio.wait_for(websocket.close(close.code, close.reason), 2)
+        # A client that cannot even take the close frame in time is dropped (1006); it resumes
+        # from the last seq it holds, which is all the reason would have said.
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, TimeoutError):
+            await asyncio.wait_for(websocket.close(close.code, close.reason), 5)
