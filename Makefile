@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/seal.py
 	$(BIN)/python bench/rush.py
 	$(BIN)/python bench/opening.py
+	$(BIN)/python bench/fanout.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -54,7 +54,10 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
         app.state.keys = load_platform_keys(settings)
-        hub = Hub(app.state.session_factory, database_url=settings.resolved_database_url)
+        url = settings.resolved_database_url
+        # On SQLite the rooms read on connections of their own that never wait for a writer.
+        reader = create_engine(url, reading=True) if url.startswith("sqlite") else engine
+        hub = Hub(create_session_factory(reader), database_url=url)
         app.state.hub = hub
         openings = OpeningScheduler(
             pipeline.Context(
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await engine.dispose()
+            await reader.dispose()
 
     app = FastAPI(
         title="Contactless bidding",

@@ -61,8 +61,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets foreign keys, WAL and a busy timeout."""
+def create_engine(url: str, *, reading: bool = False) -> AsyncEngine:
+    """An async engine; SQLite gets foreign keys, WAL and a busy timeout.
+
+    With `reading` (SQLite only), an engine for reads alone: its transactions begin deferred,
+    so in WAL mode they neither wait for the writer nor hold it up (the live rooms read this
+    way while an opening writes).
+    """
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
 
@@ -75,7 +80,17 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            if reading:
+                cursor.execute("PRAGMA query_only=ON")
             cursor.close()
+
+        if reading:
+
+            @event.listens_for(engine.sync_engine, "begin")
+            def _begin_deferred(connection: Any) -> None:
+                connection.exec_driver_sql("BEGIN")
+
+            return engine
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin_immediate(connection: Any) -> None:
@@ -84,6 +99,8 @@ def create_engine(url: str) -> AsyncEngine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    if reading:
+        raise ValueError("a reading engine is for SQLite; elsewhere share the writing engine")
     return create_async_engine(url, pool_pre_ping=True)
 
 

@@ -28,7 +28,6 @@ from bidding.opening import actions, live
 from bidding.opening import events as ev
 from bidding.opening import service as opening_service
 from bidding.opening.live import Hub
-from bidding.tenders import service as tenders_service
 from bidding.tenders.dependencies import ManagedTender, VisibleTender
 from bidding.tenders.models import Tender
 
@@ -283,7 +282,8 @@ async def _first_message_token(websocket: WebSocket) -> str:
 
 async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, User | None]:
     """Who is watching which tender from where; _Close when they may not."""
-    factory: async_sessionmaker[AsyncSession] = websocket.app.state.session_factory
+    # The hub's sessions: for reads, and on SQLite ones that never wait for a writer.
+    factory = websocket.app.state.hub.session_factory
     after_text = websocket.query_params.get("after", "0")
     if not (after_text.isascii() and after_text.isdigit() and len(after_text) <= 12):
         raise _Close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
@@ -298,7 +298,9 @@ async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, 
     # No session is open while the client is waited for: a silent client must hold no
     # connection of the pool, and on SQLite no write lock.
     async with factory() as session:
-        tender = await tenders_service.get(session=session, tender_id=tender_uuid, viewer=user)
+        tender = await opening_service.watchable(
+            session=session, tender_id=tender_uuid, viewer=user
+        )
     if tender is None:
         raise _Close(CLOSE_NOT_FOUND, f"no tender {tender_id}")
     if tender.public_opening:
@@ -313,15 +315,15 @@ async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, 
     return tender_uuid, int(after_text), user
 
 
-async def _send(websocket: WebSocket, room: live.Room, watcher: live.Watcher) -> None:
-    for seq in range(watcher.replay_from + 1, watcher.replay_to + 1):
-        await websocket.send_text(room.frames[seq - 1])
-        watcher.sent_seq = seq
+async def _send(websocket: WebSocket, watcher: live.Watcher) -> None:
     while True:
-        event_seq, text = await watcher.queue.get()
-        await websocket.send_text(text)
-        if event_seq is not None:
-            watcher.sent_seq = event_seq
+        await watcher.wake.wait()
+        watcher.wake.clear()
+        while watcher.control:
+            await websocket.send_text(watcher.control.popleft())
+        while (text := watcher.next_event()) is not None:
+            await websocket.send_text(text)
+            watcher.sent_seq += 1
 
 
 async def _receive(
@@ -349,16 +351,16 @@ async def _receive(
                 data = json.loads(text)
         kind = data.get("type") if isinstance(data, dict) else None
         if kind == "ping":
-            watcher.put(None, _message("pong", server_time=iso_utc(utcnow())))
+            watcher.say(_message("pong", server_time=iso_utc(utcnow())))
         elif kind == "auth" and isinstance(data.get("token"), str):
             user = await _user_for(factory, data["token"])
             if user is None:
-                watcher.put(None, _message("error", detail="the token is invalid or expired"))
+                watcher.say(_message("error", detail="the token is invalid or expired"))
             else:
-                watcher.put(None, _message("authenticated", user_id=str(user.id)))
+                watcher.say(_message("authenticated", user_id=str(user.id)))
         else:
             detail = 'messages are JSON objects: {"type": "ping"} or {"type": "auth", "token": …}'
-            watcher.put(None, _message("error", detail=detail))
+            watcher.say(_message("error", detail=detail))
 
 
 @router.websocket("/{tender_id}/opening/live")
@@ -390,7 +392,7 @@ async def live_room(websocket: WebSocket, tender_id: str) -> None:
             )
         )
         tasks = [
-            asyncio.create_task(_send(websocket, room, watcher)),
+            asyncio.create_task(_send(websocket, watcher)),
             asyncio.create_task(_receive(websocket, watcher, websocket.app.state.session_factory)),
             asyncio.create_task(watcher.fell_behind.wait()),
         ]

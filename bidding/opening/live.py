@@ -6,11 +6,12 @@ commits on other instances, and by the room's own tick as a safety net. Because 
 reads "every seq above the last one it has", it delivers in order, without gaps or
 duplicates, whatever the wake-ups (lost, late or repeated) were.
 
-Each watcher has a bounded queue. The room never waits for a watcher: one that cannot keep up
-is told to resume with `after=N` and dropped, so a slow reader never slows the others.
+Each watcher may fall only so far behind. The room never waits for a watcher: one that cannot
+keep up is told to resume with `after=N` and dropped, so a slow reader never slows the others.
 """
 
 import asyncio
+import collections
 import contextlib
 import functools
 import json
@@ -35,7 +36,7 @@ _IDLE_ROOM_SECONDS = 60.0
 _LISTEN_BACKOFF_FIRST = 0.5
 _LISTEN_BACKOFF_MOST = 10.0
 
-Frame = tuple[int | None, str]  # (seq, text); seq is None for messages that are not events
+_MOST_CONTROL_MESSAGES = 64
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -49,32 +50,45 @@ def _resolve(future: "asyncio.Future[None]", *_args: object) -> None:
 
 
 class Watcher:
-    """One connection's place in a room: the frames waiting to be sent, and how far it got."""
+    """One connection's place in its room: how far it has been sent, and a few other messages.
 
-    def __init__(self, *, replay_from: int, replay_to: int, queue_frames: int) -> None:
-        # Events replay_from+1 .. replay_to come from the room's memory; the rest by the queue.
-        self.replay_from = replay_from
-        self.replay_to = replay_to
-        self.next_seq = max(replay_from, replay_to) + 1
-        self.sent_seq = replay_from
-        self.queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize=queue_frames)
+    The events themselves are not copied per watcher: the sender reads them from the room's
+    list, so a new event costs each watcher one wake-up, not a queue entry.
+    """
+
+    def __init__(self, room: "Room", *, after: int, most_behind: int) -> None:
+        self.room = room
+        self.sent_seq = after  # the last event handed to the connection
+        # Events up to here were there when the watcher came: it replays them at its pace.
+        # Of those that come later, at most `most_behind` may wait for it.
+        self.joined_at = len(room.frames)
+        self.most_behind = most_behind
+        self.control: collections.deque[str] = collections.deque()
+        self.wake = asyncio.Event()
+        self.wake.set()
         self.fell_behind = asyncio.Event()
 
-    def offer(self, seq: int, text: str) -> None:
-        """A new event of the room; one already replayed is skipped."""
-        if seq < self.next_seq:
-            return
-        self.next_seq = seq + 1
-        self.put(seq, text)
+    def next_event(self) -> str | None:
+        """The next event to send, if any (the sender counts it once it is sent)."""
+        if self.sent_seq >= len(self.room.frames):
+            return None
+        return self.room.frames[self.sent_seq]
 
-    def put(self, seq: int | None, text: str) -> None:
-        """Queue a frame; a full queue means the watcher fell behind."""
-        if self.fell_behind.is_set():
-            return
-        try:
-            self.queue.put_nowait((seq, text))
-        except asyncio.QueueFull:
+    def more(self) -> None:
+        """The room has new events: wake the sender, unless the watcher fell too far behind."""
+        waiting = len(self.room.frames) - max(self.sent_seq, self.joined_at)
+        if waiting > self.most_behind:
             self.fell_behind.set()
+        else:
+            self.wake.set()
+
+    def say(self, text: str) -> None:
+        """Send a message that is not an event (a tick, a pong, an error)."""
+        if len(self.control) >= _MOST_CONTROL_MESSAGES:
+            self.fell_behind.set()
+            return
+        self.control.append(text)
+        self.wake.set()
 
 
 class Room:
@@ -97,9 +111,7 @@ class Room:
 
     def join(self, after: int) -> Watcher:
         """A new watcher that has seen the events up to `after`."""
-        watcher = Watcher(
-            replay_from=after, replay_to=len(self.frames), queue_frames=self.hub.queue_frames
-        )
+        watcher = Watcher(self, after=after, most_behind=self.hub.queue_frames)
         self.watchers.add(watcher)
         self.idle_since = None
         return watcher
@@ -136,11 +148,11 @@ class Room:
                 if event.seq != len(self.frames) + 1:
                     # Cannot happen (seq is gapless and commits follow it); never send a gap.
                     logger.error("room %s: event %d out of order", self.tender_id, event.seq)
-                    return
-                text = encode(ev.envelope(event))
-                self.frames.append(text)
+                    break
+                self.frames.append(encode(ev.envelope(event)))
+            if events:
                 for watcher in tuple(self.watchers):
-                    watcher.offer(event.seq, text)
+                    watcher.more()
             if len(events) < _PAGE:
                 return
 
@@ -208,7 +220,7 @@ class Hub:
                     await room.close()
                     continue
                 for watcher in tuple(room.watchers):
-                    watcher.put(None, text)
+                    watcher.say(text)
                 room.wake()  # a safety net: a missed notification costs a tick, no more
 
     async def _listen(self) -> None:

@@ -6,12 +6,14 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from bidding.auth.models import Role, User
 from bidding.crypto import merkle
 from bidding.errors import Conflict, Forbidden, NotFound, Unauthorized
 from bidding.opening import events as ev
 from bidding.opening.models import Opening, OpeningEvent
+from bidding.tenders import service as tenders_service
 from bidding.tenders.models import Bid, LogEntry, Tender, TenderStatus
 
 FINISHED = (TenderStatus.opened, TenderStatus.failed)
@@ -48,6 +50,18 @@ async def check_outcome_reader(
     """The record and results: watchers during the opening, everyone once it has finished."""
     if tender.status not in FINISHED:
         await check_watcher(session=session, tender=tender, viewer=viewer)
+
+
+async def watchable(
+    *, session: AsyncSession, tender_id: uuid.UUID, viewer: User | None
+) -> Tender | None:
+    """The tender if the viewer may see it, in one query: its amendments are not loaded."""
+    tender: Tender | None = await session.scalar(
+        select(Tender)
+        .where(Tender.id == tender_id, tenders_service.visible_to(viewer))
+        .options(raiseload(Tender.amendments))
+    )
+    return tender
 
 
 async def opening_of(*, session: AsyncSession, tender_id: uuid.UUID) -> Opening | None:

@@ -569,7 +569,7 @@ async def join(
     finally:
         hub.queue_frames = QUEUE_FRAMES
     (watcher,) = hub.rooms[tender_id].watchers - before
-    assert watcher.queue.maxsize == queue_frames
+    assert watcher.most_behind == queue_frames
     return ws, watcher
 
 
@@ -635,7 +635,7 @@ class TestFallingBehind:
 
 
 def watcher_state(watcher: Watcher) -> dict[str, Any]:
-    return {"sent_seq": watcher.sent_seq, "queued": watcher.queue.qsize()}
+    return {"sent_seq": watcher.sent_seq, "waiting": len(watcher.room.frames) - watcher.sent_seq}
 
 
 # --- actions in the room -------------------------------------------------------------------
