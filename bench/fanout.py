@@ -60,13 +60,12 @@ import os
 import pickle
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from array import array
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -75,7 +74,7 @@ from typing import Any
 import httpx
 import websockets
 from _opening_platform import Platform, arm, platform
-from rush import Server, clean_env, free_port
+from rush import Server, clean_env, free_port, serving
 from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 
@@ -88,7 +87,6 @@ BASELINE = Path(__file__).with_name("_fanout_baseline.py")
 API = "/api/v1"
 FINAL_TYPES = (ev.COMPLETED, ev.FAILED)
 TARGET_P99_RATIO = 2.0
-STOP_SECONDS = 15  # for a server to stop after SIGTERM, before SIGKILL
 CONNECT_SECONDS = 300  # for every watcher to connect
 GENERATOR_EXIT_SECONDS = 120  # for a load generator to write its results once told to stop
 
@@ -102,29 +100,6 @@ def vm_kib(pid: int, field_name: str) -> int:
         if line.startswith(field_name + ":"):
             return int(line.split()[1])
     raise RuntimeError(f"no {field_name} for process {pid}")
-
-
-@contextlib.contextmanager
-def serving(
-    command: Sequence[str], *, env: dict[str, str], log: Path, port: int
-) -> Iterator[Server]:
-    """Run a server until the block ends, however it ends."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = Server(process=process, url=f"http://127.0.0.1:{port}", log=log)
-    try:
-        yield server
-    except BaseException:
-        tail = server.log_tail()
-        print(f"fanout: stopped by an error; {log.name} ends:\n{tail}", file=sys.stderr)
-        raise
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass

@@ -138,7 +138,10 @@ def serving(
     try:
         yield server
     except BaseException:
-        print(f"rush: stopped by an error; {log.name} ends:\n{server.log_tail()}", file=sys.stderr)
+        bench = Path(sys.argv[0]).stem
+        print(
+            f"{bench}: stopped by an error; {log.name} ends:\n{server.log_tail()}", file=sys.stderr
+        )
         raise
     finally:
         process.terminate()
