@@ -1,6 +1,6 @@
 """Every model, imported once so that the metadata Alembic compares is complete."""
 
-from bidding.auth.models import AccessToken, LoginFailure, Organization, User
+from bidding.auth.models import AccessToken, BidderKey, LoginFailure, Organization, User
 from bidding.db import Base
 from bidding.opening.models import Opening, OpeningEvent
 from bidding.tenders.models import Bid, LogEntry, Tender, TenderAmendment
@@ -9,6 +9,7 @@ __all__ = [
     "AccessToken",
     "Base",
     "Bid",
+    "BidderKey",
     "LogEntry",
     "LoginFailure",
     "Opening",

@@ -1,19 +1,30 @@
-"""Accounts over HTTP: register, sign in and out, who am I."""
+"""Accounts over HTTP: register, sign in and out, who am I, a bidder's own key."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from bidding.auth import bidder_keys
 from bidding.auth import service as auth_service
 from bidding.auth.dependencies import (
     CSRF_COOKIE,
     SESSION_COOKIE,
+    Bidder,
     CurrentUser,
     optional_access_token,
 )
-from bidding.auth.models import AccessToken, Role
-from bidding.auth.schemas import Registration, TokenRead, UserRead
+from bidding.auth.models import AccessToken, Role, User
+from bidding.auth.schemas import (
+    BidderKeyRead,
+    BidderKeys,
+    KeyChallenge,
+    KeyChallengeAnswer,
+    KeyRegistration,
+    Registration,
+    TokenRead,
+    UserRead,
+)
 from bidding.db import Session
 from bidding.errors import Unauthorized
 from bidding.settings import AppSettings, Settings
@@ -133,3 +144,58 @@ async def sign_out(
 async def me(user: CurrentUser) -> UserRead:
     """The signed-in account and its organization."""
     return UserRead.model_validate(user)
+
+
+# --- the bidder's own key ------------------------------------------------------------------
+
+_KEYS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not signed in"},
+    403: {"description": "not a bidder of an organization"},
+}
+
+
+async def _keys_body(session: DbSession, bidder: User) -> BidderKeys:
+    keys = await bidder_keys.keys_of(session=session, bidder=bidder)
+    current = next((key for key in keys if key.retired_at is None), None)
+    return BidderKeys(
+        current=None if current is None else BidderKeyRead.model_validate(current),
+        history=[BidderKeyRead.model_validate(key) for key in keys if key is not current],
+    )
+
+
+@router.get("/me/keys", responses=_KEYS)
+async def my_keys(bidder: Bidder, session: DbSession) -> BidderKeys:
+    """The organization's recipient for bids it opens itself, and the ones it had before."""
+    return await _keys_body(session, bidder)
+
+
+@router.put("/me/keys", responses=_KEYS | {422: {"description": "not an X25519 age recipient"}})
+async def register_key(body: KeyRegistration, bidder: Bidder, session: DbSession) -> BidderKeys:
+    """Register the organization's age recipient (make it with `bidding keygen`); the one
+    before is retired and kept in the history. The identity never leaves the bidder."""
+    await bidder_keys.register(session=session, bidder=bidder, recipient=body.recipient)
+    return await _keys_body(session, bidder)
+
+
+@router.post("/me/keys/challenge", responses=_KEYS | {409: {"description": "no key registered"}})
+async def key_challenge(bidder: Bidder, session: DbSession) -> KeyChallenge:
+    """A random value sealed to the registered recipient: unseal it and answer, days before an
+    opening, to prove the identity is at hand (`bidding check-key` does both)."""
+    challenge, expires_at = await bidder_keys.challenge(session=session, bidder=bidder)
+    return KeyChallenge(challenge=challenge, expires_at=expires_at)
+
+
+@router.post(
+    "/me/keys/challenge/answer",
+    responses=_KEYS
+    | {
+        409: {"description": "no challenge asked, or it expired"},
+        422: {"description": "not the sealed value"},
+    },
+)
+async def answer_key_challenge(
+    body: KeyChallengeAnswer, bidder: Bidder, session: DbSession
+) -> BidderKeys:
+    """The challenge's plaintext: the key in use is then marked verified."""
+    await bidder_keys.answer(session=session, bidder=bidder, plaintext=body.answer)
+    return await _keys_body(session, bidder)

@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, String
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bidding.db import Base, UTCDateTime, utcnow
@@ -81,3 +81,33 @@ class LoginFailure(Base):
     email: Mapped[str] = mapped_column(String(254))
     client: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BidderKey(Base):
+    """An organization's age recipient for sealing its own bids (online decryption), kept with
+    its history: a new registration retires the one before, never deletes it."""
+
+    __tablename__ = "bidder_keys"
+    __table_args__ = (
+        # One key in use per organization, whatever the races between registrations.
+        Index(
+            "uq_bidder_keys_current",
+            "organization_id",
+            unique=True,
+            sqlite_where=text("retired_at IS NULL"),
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT"), index=True
+    )
+    recipient: Mapped[str] = mapped_column(String(100))
+    registered_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The key-possession check: the SHA-256 of the value sealed to the recipient, until answered.
+    challenge_sha256: Mapped[str | None] = mapped_column(String(64))
+    challenge_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,6 +1,7 @@
 """Request and response bodies of the accounts API."""
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -87,3 +88,44 @@ class TokenRead(BaseModel):
         default=None,
         description="cookie sessions only: send it as X-CSRF-Token on every state change",
     )
+
+
+# --- a bidder's own key (online decryption) ------------------------------------------------
+
+
+class KeyRegistration(RequestBody):
+    """The organization's age recipient (age1…); its identity stays with the bidder."""
+
+    recipient: Annotated[str, Field(max_length=200, examples=["age1…"])]
+
+
+class BidderKeyRead(BaseModel):
+    """One registered recipient: when, by whom, whether its holder proved it, when retired."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    recipient: str
+    registered_at: datetime
+    registered_by_id: uuid.UUID
+    verified_at: datetime | None
+    retired_at: datetime | None
+
+
+class BidderKeys(BaseModel):
+    """The organization's key in use and every key it had before."""
+
+    current: BidderKeyRead | None
+    history: list[BidderKeyRead]
+
+
+class KeyChallenge(BaseModel):
+    """A random value sealed to the key in use (base64 of the age file), to be answered."""
+
+    challenge: str
+    expires_at: datetime
+
+
+class KeyChallengeAnswer(RequestBody):
+    """The plaintext of the challenge, unsealed with the organization's identity."""
+
+    answer: Annotated[str, Field(max_length=200)]
