@@ -133,6 +133,30 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     submit.set_defaults(run=submit_command, usage_error=submit.error)
 
+    check_key = commands.add_parser(
+        "check-key",
+        help="prove the organization's registered key opens what is sealed to it",
+        description=check_key_command.__doc__,
+    )
+    check_key.add_argument("--server", required=True, metavar="URL", help="the platform")
+    check_key_account = check_key.add_mutually_exclusive_group(required=True)
+    check_key_account.add_argument("--token", help="a bearer token (POST /api/v1/auth/token)")
+    check_key_account.add_argument(
+        "--email", help="sign in as this bidder; the password is asked for"
+    )
+    check_key.add_argument(
+        "--password-stdin", action="store_true", help="with --email: read the password from stdin"
+    )
+    check_key.add_argument(
+        "-i", "--identity", required=True, type=Path, metavar="FILE",
+        help="the organization's identity file (from `bidding keygen`); it is never sent",
+    )  # fmt: skip
+    check_key.add_argument(
+        "--register", action="store_true",
+        help="register the identity's recipient first if it is not the one in use",
+    )  # fmt: skip
+    check_key.set_defaults(run=check_key_command, usage_error=check_key.error)
+
     verify_receipt = commands.add_parser(
         "verify-receipt",
         help="check a receipt's signature and its place in the log",
@@ -176,16 +200,21 @@ def seal_command(args: argparse.Namespace) -> None:
 
 def unseal_command(args: argparse.Namespace) -> None:
     """Unseal an age file from INPUT (or stdin) with the identities."""
-    identities = []
-    for path in args.identities:
-        try:
-            identities += age.parse_identities(path.read_text(encoding="utf-8"))
-        except age.KeyFormatError as exc:
-            raise CommandError(f"{path}: {exc}") from None
-        except UnicodeDecodeError:
-            raise CommandError(f"{path}: not a text identity file") from None
+    identities = [identity for path in args.identities for identity in _read_identities(path)]
     with _streams(args.input, args.output) as (src, size, dst), _progress(size) as progress:
         age.unseal(src, dst, identities, progress=progress)
+
+
+def _read_identities(path: Path) -> list[age.Identity]:
+    """The identities of an identity file; CommandError with the file's name if unreadable."""
+    try:
+        return age.parse_identities(path.read_text(encoding="utf-8"))
+    except age.KeyFormatError as exc:
+        raise CommandError(f"{path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{path}: not a text identity file") from None
+    except OSError as exc:
+        raise CommandError(f"{path}: {exc.strerror or exc}") from None
 
 
 def serve_command(args: argparse.Namespace) -> None:
@@ -337,6 +366,27 @@ def submit_command(args: argparse.Namespace) -> None:
         f"bid received{retried}: version {body['version']}, sha256 {body['sha256'][:16]}…, "
         f"received at {body['received_at']}; receipt saved to {path}"
     )
+
+
+def check_key_command(args: argparse.Namespace) -> None:
+    """Check, days before an opening, that the organization's identity opens its bids.
+
+    The platform seals a random value to the registered recipient; it is unsealed here with
+    the identity file and the plaintext sent back. The identity itself never leaves this machine.
+    """
+    from bidding import client
+
+    usage_error: Callable[[str], NoReturn] = args.usage_error
+    if args.password_stdin and args.email is None:
+        usage_error("--password-stdin goes with --email")
+    identities = _read_identities(args.identity)
+    if len(identities) != 1:
+        raise CommandError(f"{args.identity}: holds {len(identities)} identities; give one")
+    with _client_errors(), client.open_client(args.server) as http:
+        token = args.token or client.sign_in(http, email=args.email, password=_password(args))
+        keys = client.check_key(http, token=token, identity=identities[0], register=args.register)
+    current = keys["current"]
+    print(f"key verified: {current['recipient']} (at {current['verified_at']})")
 
 
 def verify_receipt_command(args: argparse.Namespace) -> None:

@@ -5,6 +5,7 @@ machine behind `bidding submit` and `bidding verify-receipt`. Every function tha
 platform takes an `httpx.Client`, so tests can give it one over an in-process transport.
 """
 
+import base64
 import hashlib
 import io
 import json
@@ -566,3 +567,59 @@ def verify_receipt(http: httpx.Client, receipt: object) -> ReceiptCheck:
 def verify_receipt_file(http: httpx.Client, path: Path) -> ReceiptCheck:
     """verify_receipt on a receipt file."""
     return verify_receipt(http, load_receipt(path))
+
+
+# --- the bidder's own key ------------------------------------------------------------------
+
+
+def _call(
+    http: httpx.Client, method: str, path: str, action: str, token: str, body: object = None
+) -> Any:
+    try:
+        response = http.request(
+            method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+    except httpx.HTTPError as exc:
+        raise _unreachable(http, exc) from None
+    if response.status_code != 200:
+        raise _error(response, action)
+    return _json(response, action)
+
+
+def check_key(
+    http: httpx.Client, *, token: str, identity: age.Identity, register: bool = False
+) -> dict[str, Any]:
+    """Prove that the identity opens what is sealed to the organization's registered recipient.
+
+    With `register`, the identity's recipient is registered first if it is not the one in use.
+    Returns the organization's keys as the platform then shows them.
+    """
+    recipient = str(identity.recipient)
+    keys = _call(http, "GET", f"{API}/me/keys", "reading your keys", token)
+    current = (keys.get("current") or {}).get("recipient") if isinstance(keys, dict) else None
+    if current != recipient:
+        if not register:
+            registered = (
+                f"the registered recipient is {current}" if current else "none is registered"
+            )
+            raise ClientError(
+                f"this identity's recipient is {recipient}, but {registered} "
+                "(add --register to register it)"
+            )
+        _call(
+            http, "PUT", f"{API}/me/keys", "registering your key", token, {"recipient": recipient}
+        )
+    asked = _call(http, "POST", f"{API}/me/keys/challenge", "asking for a key check", token)
+    try:
+        sealed = base64.b64decode(asked["challenge"], validate=True)
+    except (TypeError, KeyError, ValueError):
+        raise ClientError("asking for a key check: the challenge is malformed") from None
+    try:
+        plaintext = age.unseal_bytes(sealed, [identity]).decode("utf-8")
+    except (age.AgeError, UnicodeDecodeError) as exc:
+        raise ClientError(f"the challenge does not open with this identity: {exc}") from None
+    answered: dict[str, Any] = _call(
+        http, "POST", f"{API}/me/keys/challenge/answer", "answering the key check", token,
+        {"answer": plaintext},
+    )  # fmt: skip
+    return answered

@@ -947,3 +947,25 @@ class TestEndToEnd:
         assert verified.stdout.decode().splitlines()[1] == (
             f"inclusion: ok (leaf 1 of 1, log sealed at {sealed_at})"
         )
+
+    def test_check_key_proves_the_identity_opens_what_is_sealed_to_the_registered_key(
+        self, server: str, tmp_path: Path
+    ) -> None:
+        made = bidding("keygen", "-o", "org.key", cwd=tmp_path)
+        assert made.returncode == 0, made.stderr
+        identity = age.parse_identities((tmp_path / "org.key").read_text())[0]
+        token = sign_in(server, "bidder@example.com")
+        check = ("check-key", "--server", server, "--token", token, "-i", "org.key")
+
+        unregistered = bidding(*check, cwd=tmp_path)
+        assert unregistered.returncode == 1
+        assert "add --register" in error_line(unregistered)
+
+        registered = bidding(*check, "--register", cwd=tmp_path)
+        assert registered.returncode == 0, registered.stderr
+        assert registered.stdout.decode().startswith(f"key verified: {identity.recipient} (at ")
+
+        (tmp_path / "other.key").write_text(f"{age.Identity.generate()}\n")
+        stranger = bidding(*check[:-1], "other.key", cwd=tmp_path)
+        assert stranger.returncode == 1
+        assert f"but the registered recipient is {identity.recipient}" in error_line(stranger)
