@@ -331,10 +331,18 @@ def submit_command(args: argparse.Namespace) -> None:
     with _client_errors(), contextlib.ExitStack() as stack:
         tender_id = client.tender_id_text(args.tender)
         http = stack.enter_context(client.open_client(args.server))
+        token = None
         if args.seal:
+            # Signed in first: a tender opened by its bidders is sealed to the organization's
+            # own registered recipient.
+            token = args.token or client.sign_in(http, email=args.email, password=_password(args))
             sealed = stack.enter_context(
                 client.prepare_bid(
-                    http, tender_id=tender_id, form_path=args.form, attachments=args.attachments
+                    http,
+                    tender_id=tender_id,
+                    form_path=args.form,
+                    attachments=args.attachments,
+                    token=token,
                 )
             )
         else:
@@ -343,7 +351,8 @@ def submit_command(args: argparse.Namespace) -> None:
                 client.check_sealed(sealed)
             except client.ClientError as exc:
                 raise CommandError(f"{args.input}: {exc}") from None
-        token = args.token or client.sign_in(http, email=args.email, password=_password(args))
+        token = token or args.token
+        token = token or client.sign_in(http, email=args.email, password=_password(args))
         with _progress(client.file_size(sealed)) as progress:
             submission = client.submit(
                 http,

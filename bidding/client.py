@@ -151,16 +151,17 @@ def tender_id_text(text: str) -> str:
         raise ClientError(f"{text!r} is not a tender id (a UUID)") from None
 
 
-def sealing_recipient(tender: Mapping[str, Any]) -> age.Recipient:
-    """The recipient to seal a bid for this tender to; ClientError if it takes no bids now."""
+def sealing_recipients(
+    tender: Mapping[str, Any], own: age.Recipient | None = None
+) -> list[age.Recipient]:
+    """Whom to seal a bid for this tender to; ClientError if it takes no bids now.
+
+    Platform mode: the tender's recipient. Bidder mode (online decryption): the bidder's own
+    registered recipient `own`, and the tender's too when backup decryption is on.
+    """
     status = tender.get("status")
     if status != "published":
         raise ClientError(f"the tender is {status}: it does not take bids")
-    if tender.get("opening_mode") == "bidder":
-        raise ClientError(
-            "the tender is opened by its bidders: bidder-mode sealing comes with online "
-            "decryption, not yet in this command"
-        )
     deadline, now = tender.get("bid_deadline"), tender.get("server_time")
     try:
         passed = datetime.fromisoformat(str(now)) >= datetime.fromisoformat(str(deadline))
@@ -171,14 +172,31 @@ def sealing_recipient(tender: Mapping[str, Any]) -> age.Recipient:
     recipient = tender.get("opening_recipient")
     if not isinstance(recipient, str):
         raise ClientError("the tender has no opening recipient to seal to")
-    return age.Recipient.parse(recipient)
+    tenders = [age.Recipient.parse(recipient)]
+    if tender.get("opening_mode") != "bidder":
+        return tenders
+    if own is None:
+        raise ClientError(
+            "the tender is opened by its bidders: register your organization's key first "
+            "(bidding check-key --register)"
+        )
+    return [own, *tenders] if tender.get("backup_decryption") else [own]
 
 
-def seal_bid(plaintext: BinaryIO, recipient: age.Recipient) -> BinaryIO:
+def own_recipient(http: httpx.Client, *, token: str) -> age.Recipient | None:
+    """The organization's registered recipient, if it registered one."""
+    keys = _call(http, "GET", f"{API}/me/keys", "reading your keys", token)
+    current = keys.get("current") if isinstance(keys, dict) else None
+    if not isinstance(current, dict) or not isinstance(current.get("recipient"), str):
+        return None
+    return age.Recipient.parse(current["recipient"])
+
+
+def seal_bid(plaintext: BinaryIO, recipients: Sequence[age.Recipient]) -> BinaryIO:
     """Seal a plaintext into an unlinked temporary file, rewound; the caller closes it."""
     sealed = tempfile.TemporaryFile()  # noqa: SIM115 (returned)
     try:
-        age.seal(plaintext, sealed, [recipient])
+        age.seal(plaintext, sealed, recipients)
         sealed.seek(0)
     except BaseException:
         sealed.close()
@@ -187,12 +205,23 @@ def seal_bid(plaintext: BinaryIO, recipient: age.Recipient) -> BinaryIO:
 
 
 def prepare_bid(
-    http: httpx.Client, *, tender_id: str, form_path: Path, attachments: Sequence[Path] = ()
+    http: httpx.Client,
+    *,
+    tender_id: str,
+    form_path: Path,
+    attachments: Sequence[Path] = (),
+    token: str | None = None,
 ) -> BinaryIO:
-    """Check a bid form against the tender and seal it with its attachments, ready to upload."""
+    """Check a bid form against the tender and seal it with its attachments, ready to upload.
+
+    For a tender opened by its bidders, the token finds the organization's own recipient.
+    """
     form = load_form(form_path)
     tender = fetch_tender(http, tender_id)
-    recipient = sealing_recipient(tender)
+    own = None
+    if tender.get("opening_mode") == "bidder" and token is not None:
+        own = own_recipient(http, token=token)
+    recipients = sealing_recipients(tender, own)
     with build_plaintext(form, attachments) as plaintext:
         # The opening's own reading, the one place the rules live: nothing sealed now is
         # refused at the opening, when it is too late to correct.
@@ -211,7 +240,7 @@ def prepare_bid(
         except (ArithmeticError, ValueError) as exc:
             raise ClientError(f"the tender's bid form or prices are malformed: {exc}") from None
         plaintext.seek(0)
-        return seal_bid(plaintext, recipient)
+        return seal_bid(plaintext, recipients)
 
 
 def check_sealed(sealed: BinaryIO) -> None:

@@ -38,7 +38,7 @@ from bidding.db import utcnow
 from bidding.keys import PlatformKeys
 from bidding.opening import forms
 from bidding.tenders import service as tenders_service
-from bidding.tenders.models import TenderStatus
+from bidding.tenders.models import OpeningMode, TenderStatus
 from tests.factories import PASSWORD, bearer, create_user, credit_code
 from tests.tenders.conftest import TENDERS, create_tender, reload, tender_body
 from tests.test_serve import bidding_env, free_port
@@ -189,10 +189,11 @@ class TestBuildPlaintext:
 class TestSealing:
     def test_a_sealed_form_opens_with_the_tender_identity_to_exactly_the_form(self) -> None:
         identity = age.Identity.generate()
-        recipient = bidding_client.sealing_recipient(tender_json(identity.recipient))
+        recipients = bidding_client.sealing_recipients(tender_json(identity.recipient))
+        assert recipients == [identity.recipient]
         with (
             bidding_client.build_plaintext(FORM) as plaintext,
-            bidding_client.seal_bid(plaintext, recipient) as f,
+            bidding_client.seal_bid(plaintext, recipients) as f,
         ):
             bidding_client.check_sealed(f)
             assert age.unseal_bytes(f.read(), [identity]) == canonical_json(FORM)
@@ -209,7 +210,7 @@ class TestSealing:
         monkeypatch.setattr("tempfile.tempdir", str(spill))
         identity = age.Identity.generate()
         with bidding_client.build_plaintext(FORM, [attachment]) as plaintext:
-            with bidding_client.seal_bid(plaintext, identity.recipient) as sealed:
+            with bidding_client.seal_bid(plaintext, [identity.recipient]) as sealed:
                 # Both temporary files are unlinked: no plaintext can be found on disk.
                 assert list(spill.iterdir()) == []
                 opened = age.unseal_bytes(sealed.read(), [identity])
@@ -225,7 +226,7 @@ class TestSealing:
             ({"status": "draft"}, "the tender is draft: it does not take bids"),
             ({"status": "opening"}, "the tender is opening"),
             ({"bid_deadline": utcnow().isoformat()}, "has passed"),
-            ({"opening_mode": "bidder"}, "bidder-mode sealing comes with online decryption"),
+            ({"opening_mode": "bidder"}, "register your organization's key first"),
             ({"opening_recipient": None}, "no opening recipient"),
         ],
     )
@@ -234,7 +235,7 @@ class TestSealing:
     ) -> None:
         tender = tender_json(age.Identity.generate().recipient, **changes)
         with pytest.raises(ClientError, match=message):
-            bidding_client.sealing_recipient(tender)
+            bidding_client.sealing_recipients(tender)
 
     def test_the_server_clock_decides_the_deadline_not_ours(self) -> None:
         late = utcnow() + timedelta(hours=1)
@@ -244,7 +245,28 @@ class TestSealing:
             server_time=(late + timedelta(seconds=1)).isoformat(),
         )
         with pytest.raises(ClientError, match="has passed"):
-            bidding_client.sealing_recipient(tender)
+            bidding_client.sealing_recipients(tender)
+
+    @pytest.mark.parametrize("backup", [False, True])
+    def test_a_bidder_mode_bid_is_sealed_to_the_bidder_and_with_backup_to_the_tender(
+        self, backup: bool
+    ) -> None:
+        tender_identity, own_identity = age.Identity.generate(), age.Identity.generate()
+        tender = tender_json(
+            tender_identity.recipient, opening_mode="bidder", backup_decryption=backup
+        )
+        recipients = bidding_client.sealing_recipients(tender, own_identity.recipient)
+        with (
+            bidding_client.build_plaintext(FORM) as plaintext,
+            bidding_client.seal_bid(plaintext, recipients) as sealed,
+        ):
+            data = sealed.read()
+        assert age.unseal_bytes(data, [own_identity]) == canonical_json(FORM)
+        if backup:
+            assert age.unseal_bytes(data, [tender_identity]) == canonical_json(FORM)
+        else:
+            with pytest.raises(age.NoIdentityMatchError):
+                age.unseal_bytes(data, [tender_identity])
 
     @pytest.mark.parametrize(
         ("content", "message"),
@@ -652,6 +674,56 @@ class TestAgainstTheApp:
         archive = zipfile.ZipFile(io.BytesIO(opened))
         assert archive.read("bid.json") == canonical_json(FORM)
         assert archive.read("attachments/drawing.pdf") == drawing.read_bytes()
+
+    async def test_in_bidder_mode_the_bid_is_sealed_to_the_organization_and_the_backup(
+        self,
+        http: httpx.Client,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        platform_keys: PlatformKeys,
+        app: Any,
+        tmp_path: Path,
+    ) -> None:
+        officer = await create_user(session, role=Role.officer)
+        draft = await create_tender(
+            session,
+            officer=officer,
+            bid_fields=FIELDS[:2],
+            opening_mode=OpeningMode.bidder,
+            backup_decryption=True,
+        )
+        published = await client.post(
+            f"{TENDERS}/{draft.id}/publish", headers=await bearer(session, officer)
+        )
+        assert published.status_code == 200, published.text
+        tender_identity = tenders_service.opening_identity(
+            master=platform_keys.master, tender=await reload(session, draft)
+        )
+        bidder = await create_user(session, role=Role.bidder)
+        token = (await bearer(session, bidder))["Authorization"].split()[1]
+        own = age.Identity.generate()
+        form_path = tmp_path / "bid.json"
+        form_path.write_text(json.dumps(FORM))
+
+        def bid() -> bidding_client.Submission:
+            with pytest.raises(ClientError, match="register your organization's key first"):
+                bidding_client.prepare_bid(
+                    http, tender_id=str(draft.id), form_path=form_path, token=token
+                )
+            bidding_client.check_key(http, token=token, identity=own, register=True)
+            with bidding_client.prepare_bid(
+                http, tender_id=str(draft.id), form_path=form_path, token=token
+            ) as sealed:
+                return bidding_client.submit(
+                    http, tender_id=str(draft.id), token=token, sealed=sealed, idempotency_key="b"
+                )
+
+        submission = await asyncio.to_thread(bid)
+        assert submission.problems == []
+        with app.state.blobs.open(submission.receipt["body"]["sha256"]) as stored:
+            data = stored.read()
+        assert age.unseal_bytes(data, [own]) == canonical_json(FORM)
+        assert age.unseal_bytes(data, [tender_identity]) == canonical_json(FORM)
 
     async def test_a_retried_upload_is_the_same_version(
         self, http: httpx.Client, published: Published, session: AsyncSession
