@@ -29,6 +29,9 @@ class Opening(Base):
     # The row may come first with an event before the opening (a check-in), so this is unset.
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the opening must be looked at again although nobody holds it: the close of a
+    # bidder-mode decryption window (sooner if every bid is decrypted before).
+    resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The signed opening record: exactly the canonical JSON that was signed.
     record: Mapped[str | None] = mapped_column(Text)
     record_key_id: Mapped[str | None] = mapped_column(String(16))

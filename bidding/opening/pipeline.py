@@ -32,7 +32,7 @@ from bidding.opening import events as ev
 from bidding.opening.models import Opening, OpeningEvent
 from bidding.tenders import service as tenders_service
 from bidding.tenders.blobs import BlobStore
-from bidding.tenders.models import Bid, BidStatus, LogEntry, Tender, TenderStatus
+from bidding.tenders.models import Bid, BidStatus, LogEntry, OpeningMode, Tender, TenderStatus
 from bidding.tenders.schemas import money_text, plain_decimal_text
 
 logger = logging.getLogger(__name__)
@@ -80,13 +80,21 @@ class HeldElsewhere:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """The opening waits for its bidders (the decryption window) until this moment at most;
+    it is held by nobody meanwhile."""
+
+    until: datetime
+
+
+@dataclass(frozen=True)
 class Nothing:
     """The tender has nothing to open: a draft, cancelled, or its opening is finished."""
 
     status: TenderStatus | None
 
 
-Claim = Claimed | NotDue | HeldElsewhere | Nothing
+Claim = Claimed | NotDue | HeldElsewhere | Waiting | Nothing
 
 
 @asynccontextmanager
@@ -153,7 +161,10 @@ async def claim(ctx: Context, tender_id: uuid.UUID) -> Claim:
             .where(
                 Opening.tender_id == tender_id,
                 Opening.completed_at.is_(None),
-                (Opening.lease_owner == ctx.instance) | (Opening.lease_expires_at <= now),
+                # Held by nobody (waiting for bidders), by this instance, or by a lapsed lease.
+                Opening.lease_owner.is_(None)
+                | (Opening.lease_owner == ctx.instance)
+                | (Opening.lease_expires_at <= now),
             )
             .values(lease_owner=ctx.instance, lease_expires_at=now + ctx.lease)
             .returning(Opening.tender_id)
@@ -204,7 +215,8 @@ async def run(ctx: Context, tender_id: uuid.UUID) -> Claim:
     claimed = await claim(ctx, tender_id)
     if not isinstance(claimed, Claimed):
         return claimed
-    work = asyncio.create_task(_Opening(ctx, tender_id).run(), name=f"opening-{tender_id}")
+    opening = _Opening(ctx, tender_id)
+    work = asyncio.create_task(opening.run(), name=f"opening-{tender_id}")
     keeper = asyncio.create_task(_keep_lease(ctx, tender_id), name=f"lease-{tender_id}")
     try:
         await asyncio.wait({work, keeper}, return_when=asyncio.FIRST_COMPLETED)
@@ -214,8 +226,8 @@ async def run(ctx: Context, tender_id: uuid.UUID) -> Claim:
         await asyncio.gather(work, keeper, return_exceptions=True)
     if work.cancelled():
         raise ev.LeaseLost(f"tender {tender_id}: the opening was taken over")
-    work.result()  # raises what the pipeline raised
-    return claimed
+    waiting: Waiting | None = work.result()  # raises what the pipeline raised
+    return claimed if waiting is None else waiting
 
 
 # --- the steps -----------------------------------------------------------------------------
@@ -230,7 +242,8 @@ class _Opening:
     tender: Tender = field(init=False)
     done: dict[str, list[OpeningEvent]] = field(init=False)
 
-    async def run(self) -> None:
+    async def run(self) -> Waiting | None:
+        """Carry the opening as far as it can go now; Waiting while bidders may still reveal."""
         async with self.ctx.session_factory() as session:
             tender = await session.get(Tender, self.tender_id)
             assert tender is not None, "a claimed tender exists"
@@ -251,8 +264,13 @@ class _Opening:
                     f"{self.tender.min_bids} are needed",
                 }
             )
-            return
-        await self._decrypt(listed)
+            return None
+        if self.tender.opening_mode is OpeningMode.bidder:
+            waiting = await self._decryption_window(listed)
+            if waiting is not None:
+                return waiting
+        else:
+            await self._decrypt(listed)
         valid = self._valid_bids()
         if len(valid) < self.tender.min_bids:
             await self._finish(
@@ -262,13 +280,14 @@ class _Opening:
                     f"{self.tender.min_bids} are needed",
                 }
             )
-            return
+            return None
         method = scoring.parse_method(self.tender.scoring)
         if isinstance(method, scoring.Benchmark) and ev.COEFFICIENT_DRAWN not in self.done:
             await self._step(ev.COEFFICIENT_DRAWN, lambda _session: self._draw(method))
         if ev.SCORES_COMPUTED not in self.done:
             await self._step(ev.SCORES_COMPUTED, lambda _session: self._score(method, valid))
         await self._finish(failure=None)
+        return None
 
     def _data(self, type: str) -> dict[str, Any]:
         return self.done[type][0].data
@@ -333,13 +352,17 @@ class _Opening:
         return {"count": len(bids), "bids": bids}
 
     # bid.decrypted / bid.rejected
-    async def _decrypt(self, listed: list[dict[str, Any]]) -> None:
-        opened = {
+    def _pending(self, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The listed bids with no outcome yet."""
+        decided = {
             event.data["bid_id"]
-            for type in (ev.BID_DECRYPTED, ev.BID_REJECTED)
+            for type in (ev.BID_DECRYPTED, ev.BID_REJECTED, ev.BID_WITHDRAWN)
             for event in self.done.get(type, [])
         }
-        pending = [bid for bid in listed if bid["bid_id"] not in opened]
+        return [bid for bid in listed if bid["bid_id"] not in decided]
+
+    async def _decrypt(self, listed: list[dict[str, Any]], via: str | None = None) -> None:
+        pending = self._pending(listed)
         if not pending:
             return
         identity = tenders_service.opening_identity(master=self.ctx.keys.master, tender=self.tender)
@@ -380,7 +403,7 @@ class _Opening:
                 # The next bid in order, and with it every following one already opened: a
                 # transaction per bid would cost more than opening it.
                 bid, future = queue.popleft()
-                ready = [_bid_event(bid, await future)]
+                ready = [_bid_event(bid, await future, via)]
                 while (
                     queue
                     and len(ready) < _MOST_EVENTS_PER_COMMIT
@@ -388,7 +411,7 @@ class _Opening:
                     and queue[0][1].exception() is None  # a failure waits for its turn
                 ):
                     bid, future = queue.popleft()
-                    ready.append(_bid_event(bid, future.result()))
+                    ready.append(_bid_event(bid, future.result(), via))
                 fill()
                 async with _transaction(self.ctx, self.tender_id) as session:
                     events = await ev.append_many(
@@ -408,6 +431,75 @@ class _Opening:
                 else:
                     future.cancel()
             pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _decryption_window(self, listed: list[dict[str, Any]]) -> Waiting | None:
+        """Bidder mode: open the window, wait for reveals, close it; Waiting until it closes.
+
+        The close is written first, under the opening's row lock that every reveal takes
+        too, so no reveal lands after it; then each bid still sealed is opened with the
+        tender's key when backup decryption is on, or withdrawn as not decrypted.
+        """
+        if ev.WINDOW_OPENED not in self.done:
+            closes_at = self.ctx.clock() + timedelta(minutes=self.tender.decryption_window_minutes)
+            # To the millisecond, as the event publishes it: the published time is the rule.
+            closes_at = closes_at.replace(microsecond=closes_at.microsecond // 1000 * 1000)
+
+            async def opened(session: AsyncSession) -> dict[str, Any]:
+                await _set_resume(session, self.tender_id, closes_at)
+                return {
+                    "closes_at": iso_utc(closes_at),
+                    "bids": len(listed),
+                    "backup_decryption": self.tender.backup_decryption,
+                }
+
+            await self._step(ev.WINDOW_OPENED, opened)
+        if ev.WINDOW_CLOSED not in self.done:
+            closes_at = _parse_time(self._data(ev.WINDOW_OPENED)["closes_at"])
+            async with _transaction(self.ctx, self.tender_id) as session:
+                await ev.lock_opening(session=session, tender_id=self.tender_id)
+                # Reveals are written by the bidders' requests: read what they decided.
+                self.done = {}
+                for event in await ev.after(session=session, tender_id=self.tender_id):
+                    self.done.setdefault(event.type, []).append(event)
+                pending = self._pending(listed)
+                if pending and self.ctx.clock() < closes_at:
+                    # Nobody holds the opening while the bidders have time.
+                    await session.execute(
+                        update(Opening)
+                        .where(Opening.tender_id == self.tender_id)
+                        .values(lease_owner=None, lease_expires_at=None, resume_at=closes_at)
+                        .execution_options(synchronize_session=False)
+                    )
+                    return Waiting(closes_at)
+                await _set_resume(session, self.tender_id, None)
+                await self._append(
+                    session,
+                    ev.WINDOW_CLOSED,
+                    {"decrypted": len(listed) - len(pending), "still_sealed": len(pending)},
+                )
+        if self.tender.backup_decryption:
+            await self._decrypt(listed, via="backup")
+        else:
+            withdrawn = [
+                (
+                    ev.BID_WITHDRAWN,
+                    {key: bid[key] for key in ("bid_id", "bidder_id", "bidder_name")}
+                    | {"reason": "not_decrypted"},
+                )
+                for bid in self._pending(listed)
+            ]
+            if withdrawn:
+                async with _transaction(self.ctx, self.tender_id) as session:
+                    events = await ev.append_many(
+                        session=session,
+                        tender_id=self.tender_id,
+                        items=withdrawn,
+                        lease_owner=self.ctx.instance,
+                        at=self.ctx.clock(),
+                    )
+                for event in events:
+                    self.done.setdefault(event.type, []).append(event)
+        return None
 
     def _valid_bids(self) -> list[dict[str, Any]]:
         return [event.data for event in self.done.get(ev.BID_DECRYPTED, [])]
@@ -505,7 +597,7 @@ class _Opening:
         outcomes = {
             event.data["bid_id"]: event
             for event in everything
-            if event.type in (ev.BID_DECRYPTED, ev.BID_REJECTED)
+            if event.type in (ev.BID_DECRYPTED, ev.BID_REJECTED, ev.BID_WITHDRAWN)
         }
         bids = []
         for bid in self._data(ev.BIDS_LISTED)["bids"]:
@@ -515,7 +607,11 @@ class _Opening:
                 entry["status"] = "not_opened"
             elif outcome.type == ev.BID_DECRYPTED:
                 entry["status"] = "decrypted"
-                entry |= {k: outcome.data[k] for k in ("price", "fields", "documents")}
+                entry |= {k: outcome.data[k] for k in ("price", "fields", "documents", "via")
+                          if k in outcome.data}  # fmt: skip
+            elif outcome.type == ev.BID_WITHDRAWN:
+                entry["status"] = "withdrawn"
+                entry["reason"] = outcome.data["reason"]
             else:
                 entry["status"] = "rejected"
                 entry |= {k: outcome.data[k] for k in ("reason", "detail")}
@@ -586,8 +682,21 @@ class _Opening:
         }
 
 
-def _bid_event(bid: dict[str, Any], outcome: decryption.Outcome) -> tuple[str, dict[str, Any]]:
+async def _set_resume(session: AsyncSession, tender_id: uuid.UUID, at: datetime | None) -> None:
+    await session.execute(
+        update(Opening)
+        .where(Opening.tender_id == tender_id)
+        .values(resume_at=at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _bid_event(
+    bid: dict[str, Any], outcome: decryption.Outcome, via: str | None = None
+) -> tuple[str, dict[str, Any]]:
     who = {key: bid[key] for key in ("bid_id", "bidder_id", "bidder_name")}
+    if via is not None:
+        who["via"] = via
     if isinstance(outcome, decryption.Decrypted):
         return ev.BID_DECRYPTED, who | {
             "price": outcome.price,

@@ -105,7 +105,7 @@ class OpeningScheduler:
             ).all()
             unfinished = (
                 await session.execute(
-                    select(Tender.id, Opening.lease_expires_at)
+                    select(Tender.id, Opening.lease_expires_at, Opening.resume_at)
                     .outerjoin(Opening, Opening.tender_id == Tender.id)
                     .where(Tender.status == TenderStatus.opening)
                 )
@@ -113,8 +113,11 @@ class OpeningScheduler:
         deadlines = {tender_id: deadline for tender_id, deadline in published}
         wanted = dict(deadlines)
         now = self.ctx.clock()
-        for tender_id, lease_expires_at in unfinished:
-            wanted[tender_id] = max(now, (lease_expires_at or now) + _TAKEOVER_SLACK)
+        for tender_id, lease_expires_at, resume_at in unfinished:
+            if lease_expires_at is not None:
+                wanted[tender_id] = max(now, lease_expires_at + _TAKEOVER_SLACK)
+            else:  # held by nobody: waiting for its bidders until resume_at, or to be resumed
+                wanted[tender_id] = max(now, resume_at or now)
         for tender_id, at in wanted.items():
             if tender_id in self._running:
                 continue
@@ -172,6 +175,8 @@ class OpeningScheduler:
                     self._schedule(tender_id, deadline)
                 case pipeline.HeldElsewhere(until=until):
                     self._schedule(tender_id, until + _TAKEOVER_SLACK)
+                case pipeline.Waiting(until=until):
+                    self._schedule(tender_id, until)
                 case pipeline.Claimed():
                     logger.info("tender %s: opening finished", tender_id)
         finally:

@@ -89,14 +89,15 @@ class Scene:
         *,
         party: Party | None = None,
         recipient: age.Recipient | None = None,
+        recipients: list[age.Recipient] | None = None,
     ) -> dict[str, Any]:
-        """A new bidder seals the form to the tender (or to another recipient) and hands it in."""
+        """A new bidder seals the form to the tender (or to other recipients) and hands it in."""
         party = party or await self.bidder()
         plaintext = form if isinstance(form, bytes) else json.dumps(form).encode()
         recipient = recipient or age.Recipient.parse(tender["opening_recipient"])
         response = await self.client.post(
             f"{TENDERS}/{tender['id']}/bids",
-            content=age.seal_bytes(plaintext, [recipient]),
+            content=age.seal_bytes(plaintext, recipients or [recipient]),
             headers={**OCTETS, **party.headers},
         )
         assert response.status_code == 201, response.text
