@@ -2,18 +2,20 @@
 bidders' confirmation of the record. Each is an event that every watcher sees."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.models import Organization, Role, User
-from bidding.db import utcnow
-from bidding.errors import Conflict, Forbidden, NotFound
+from bidding.db import iso_utc, utcnow
+from bidding.errors import Conflict, Forbidden, NotFound, Unprocessable
+from bidding.opening import decryption, pipeline
 from bidding.opening import events as ev
 from bidding.opening import service as opening_service
-from bidding.opening.models import OpeningEvent
-from bidding.tenders.models import Tender, TenderStatus
+from bidding.opening.models import Opening, OpeningEvent
+from bidding.tenders.models import Bid, Tender, TenderStatus
 
 
 async def _events_of(
@@ -159,3 +161,107 @@ async def confirm_record(*, session: AsyncSession, tender: Tender, bidder: User)
             "record_sha256": published.data["sha256"],
         },
     )
+
+
+# --- revealing a bid's file key (bidder mode) ----------------------------------------------
+
+MOST_REVEAL_FAILURES = 5
+
+
+async def _window_bid(
+    *, session: AsyncSession, tender: Tender, bidder: User
+) -> tuple[dict[str, Any], Bid]:
+    """The bidder's listed bid, if the decryption window is open and it is still sealed."""
+    if tender.status is TenderStatus.published:
+        raise Conflict(
+            "the decryption window opens once the bids are listed, after the deadline",
+            type="window_not_open",
+        )
+    if tender.status is not TenderStatus.opening:
+        raise Conflict(f"the tender is {tender.status}: nothing to reveal", type="window_closed")
+    events = await ev.after(session=session, tender_id=tender.id)
+    by_type: dict[str, list[OpeningEvent]] = {}
+    for event in events:
+        by_type.setdefault(event.type, []).append(event)
+    opened = by_type.get(ev.WINDOW_OPENED)
+    if not opened:
+        raise Conflict("the decryption window is not open yet", type="window_not_open")
+    closes_at = opened[0].data["closes_at"]
+    if ev.WINDOW_CLOSED in by_type or iso_utc(utcnow()) >= closes_at:
+        raise Conflict(f"the decryption window closed at {closes_at}", type="window_closed")
+    listed = by_type[ev.BIDS_LISTED][0].data["bids"]
+    mine = next((bid for bid in listed if bid["bidder_id"] == str(bidder.organization_id)), None)
+    if mine is None:
+        raise Forbidden("only a bidder whose bid is listed reveals its file key")
+    decided = {
+        event.data["bid_id"]
+        for type in (ev.BID_DECRYPTED, ev.BID_REJECTED, ev.BID_WITHDRAWN)
+        for event in by_type.get(type, [])
+    }
+    if mine["bid_id"] in decided:
+        raise Conflict("your bid has been opened already", type="already_opened")
+    bid = await session.get(Bid, uuid.UUID(mine["bid_id"]), populate_existing=True)
+    assert bid is not None, "a listed bid exists"
+    if bid.reveal_failures >= MOST_REVEAL_FAILURES:
+        raise Conflict(
+            f"{MOST_REVEAL_FAILURES} wrong file keys: no more tries for this bid",
+            type="too_many_tries",
+        )
+    return mine, bid
+
+
+async def reveal(
+    *,
+    session: AsyncSession,
+    tender: Tender,
+    bidder: User,
+    file_key: bytes,
+    open_bid: Callable[[dict[str, Any], bytes], Awaitable[decryption.Outcome]],
+) -> dict[str, Any]:
+    """Open the bidder's bid with the file key it revealed; the event, or 422 for a wrong key.
+
+    No transaction is held while the bid is decrypted (`open_bid`, off the event loop); the
+    window and the bid are checked again, under the opening's row lock, before the event.
+    """
+    listed, _ = await _window_bid(session=session, tender=tender, bidder=bidder)
+    await session.commit()
+    try:
+        outcome = await open_bid(listed, file_key)
+    except decryption.WrongFileKey:
+        _, bid = await _window_bid(session=session, tender=tender, bidder=bidder)
+        failures = await session.scalar(
+            update(Bid)
+            .where(Bid.id == bid.id)
+            .values(reveal_failures=Bid.reveal_failures + 1)
+            .returning(Bid.reveal_failures)
+        )
+        left = MOST_REVEAL_FAILURES - (failures or 0)
+        await session.commit()
+        raise Unprocessable(
+            f"this file key does not open your bid ({left} tries left)",
+            type="wrong_file_key",
+            tries_left=left,
+        ) from None
+    await ev.lock_opening(session=session, tender_id=tender.id)
+    await _window_bid(session=session, tender=tender, bidder=bidder)
+    type, data = pipeline.bid_event(listed, outcome, "bidder")
+    event = await ev.append(
+        session=session, tender_id=tender.id, type=type, data=data, lease_owner=None
+    )
+    await _resume_when_all_opened(session=session, tender=tender)
+    return ev.envelope(event)
+
+
+async def _resume_when_all_opened(*, session: AsyncSession, tender: Tender) -> None:
+    """Once every listed bid is opened, the window may close now instead of at its time."""
+    events = await ev.after(session=session, tender_id=tender.id)
+    listed = next(event for event in events if event.type == ev.BIDS_LISTED).data["bids"]
+    decided = {
+        event.data["bid_id"]
+        for event in events
+        if event.type in (ev.BID_DECRYPTED, ev.BID_REJECTED, ev.BID_WITHDRAWN)
+    }
+    if decided >= {bid["bid_id"] for bid in listed}:
+        await session.execute(
+            update(Opening).where(Opening.tender_id == tender.id).values(resume_at=utcnow())
+        )

@@ -45,6 +45,10 @@ class Rejected:
 Outcome = Decrypted | Rejected
 
 
+class WrongFileKey(Exception):
+    """A revealed file key that the bid's header MAC refuses."""
+
+
 @dataclass(frozen=True, slots=True)
 class Tender:
     """What reading a bid needs to know of its tender."""
@@ -94,14 +98,18 @@ def open_bid(
     blobs: BlobStore,
     sha256: str,
     size: int,
-    identities: Iterable[age.Identity],
+    identities: Iterable[age.Identity] = (),
+    file_key: bytes | None = None,
     tender: Tender,
 ) -> Outcome:
-    """Open the stored bid whose receipt names this digest and size.
+    """Open the stored bid whose receipt names this digest and size, with the identities or
+    with the file key a bidder revealed.
 
     The file is hashed as it is decrypted, in one pass, and its plaintext is neither read nor
     kept unless the digest matches the receipt: a stored file that changed since its receipt
     is `digest_mismatch` whatever it decrypts to, and no second read can see other bytes.
+    A revealed file key that does not match the header raises WrongFileKey: that is the
+    bidder's mistake to correct, not the bid's outcome.
     """
     try:
         stored = blobs.open(sha256)
@@ -110,8 +118,15 @@ def open_bid(
     with stored, tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as plaintext:
         source = _Hashing(stored)
         failure: str | None = None
+        wrong_key = False
         try:
-            age.unseal(source, plaintext, identities)  # type: ignore[arg-type]
+            if file_key is None:
+                age.unseal(source, plaintext, identities)  # type: ignore[arg-type]
+            else:
+                age.unseal_with_file_key(source, plaintext, file_key)  # type: ignore[arg-type]
+        except age.HeaderMacError as exc:
+            wrong_key = file_key is not None
+            failure = str(exc)
         except age.AgeError as exc:
             failure = str(exc)
         source.drain()  # also after a failure: only the whole file's digest tells why
@@ -121,6 +136,8 @@ def open_bid(
                 "the stored file differs from the one receipted "
                 f"({source.size} bytes, sha256 {source.sha256.hexdigest()[:16]}…)",
             )
+        if wrong_key:
+            raise WrongFileKey("the file key does not match the bid's header")
         if failure is not None:
             return Rejected("decrypt_failed", f"the sealed file does not open: {failure}")
         try:

@@ -2,14 +2,17 @@
 the room, and the live room itself (WebSocket)."""
 
 import asyncio
+import base64
 import collections
 import contextlib
 import json
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,11 +26,14 @@ from bidding.auth.dependencies import (
     find_access_token,
 )
 from bidding.auth.models import User
+from bidding.crypto import age
 from bidding.db import Session, iso_utc, utcnow
-from bidding.opening import actions, live
+from bidding.errors import Unprocessable
+from bidding.opening import actions, decryption, live
 from bidding.opening import events as ev
 from bidding.opening import service as opening_service
 from bidding.opening.live import Hub
+from bidding.tenders.blobs import BlobStore
 from bidding.tenders.dependencies import ManagedTender, VisibleTender
 from bidding.tenders.models import Tender
 
@@ -414,3 +420,66 @@ async def live_room(websocket: WebSocket, tender_id: str) -> None:
         # from the last seq it holds, which is all the reason would have said.
         with contextlib.suppress(WebSocketDisconnect, RuntimeError, TimeoutError):
             await asyncio.wait_for(websocket.close(close.code, close.reason), 5)
+
+
+# --- online decryption (bidder mode) -------------------------------------------------------
+
+
+class Reveal(BaseModel):
+    """A bid's 16-byte age file key, base64: computed by the bidder from its own identity."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file_key: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+@router.post(
+    "/{tender_id}/opening/reveal",
+    status_code=201,
+    responses=_ACT | {422: {"description": "the file key does not open the bid"}},
+)
+async def reveal(
+    body: Reveal,
+    tender: VisibleTender,
+    bidder: Bidder,
+    session: Session,
+    request: Request,
+    background: BackgroundTasks,
+) -> dict[str, Any]:
+    """在线解密: open the bidder's bid with its file key during the decryption window. The
+    identity never leaves the bidder; `bidding reveal` computes the key from the bid's header."""
+    try:
+        file_key = base64.b64decode(body.file_key, validate=True)
+    except ValueError:
+        file_key = b""
+    if len(file_key) != age.FILE_KEY_SIZE:
+        raise Unprocessable(
+            f"file_key: {age.FILE_KEY_SIZE} bytes in base64", type="validation_error"
+        )
+    blobs: BlobStore = request.app.state.blobs
+    readable = decryption.Tender(
+        bid_fields=tender.bid_fields,
+        ceiling=Decimal(tender.ceiling_price),
+        floor=None if tender.floor_price is None else Decimal(tender.floor_price),
+    )
+
+    async def open_bid(listed: dict[str, Any], key: bytes) -> decryption.Outcome:
+        return await anyio.to_thread.run_sync(
+            lambda: decryption.open_bid(
+                blobs=blobs,
+                sha256=listed["sha256"],
+                size=listed["size"],
+                file_key=key,
+                tender=readable,
+            )
+        )
+
+    event = await actions.reveal(
+        session=session, tender=tender, bidder=bidder, file_key=file_key, open_bid=open_bid
+    )
+    _announce(request, background, tender)
+    openings = getattr(request.app.state, "openings", None)
+    if openings is not None:
+        # The last reveal may close the window early: the scheduler looks again.
+        background.add_task(openings.sync_tender, tender.id)
+    return event

@@ -403,7 +403,7 @@ class _Opening:
                 # The next bid in order, and with it every following one already opened: a
                 # transaction per bid would cost more than opening it.
                 bid, future = queue.popleft()
-                ready = [_bid_event(bid, await future, via)]
+                ready = [bid_event(bid, await future, via)]
                 while (
                     queue
                     and len(ready) < _MOST_EVENTS_PER_COMMIT
@@ -411,7 +411,7 @@ class _Opening:
                     and queue[0][1].exception() is None  # a failure waits for its turn
                 ):
                     bid, future = queue.popleft()
-                    ready.append(_bid_event(bid, future.result(), via))
+                    ready.append(bid_event(bid, future.result(), via))
                 fill()
                 async with _transaction(self.ctx, self.tender_id) as session:
                     events = await ev.append_many(
@@ -691,7 +691,7 @@ async def _set_resume(session: AsyncSession, tender_id: uuid.UUID, at: datetime 
     )
 
 
-def _bid_event(
+def bid_event(
     bid: dict[str, Any], outcome: decryption.Outcome, via: str | None = None
 ) -> tuple[str, dict[str, Any]]:
     who = {key: bid[key] for key in ("bid_id", "bidder_id", "bidder_name")}

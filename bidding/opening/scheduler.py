@@ -38,6 +38,16 @@ def instance_name() -> str:
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def _next_look(
+    now: datetime, lease_expires_at: datetime | None, resume_at: datetime | None
+) -> datetime:
+    """When an unfinished opening is to be looked at: a takeover once the lease lapses; held
+    by nobody, when it is to resume (a bidder-mode window's close, or now)."""
+    if lease_expires_at is not None:
+        return max(now, lease_expires_at + _TAKEOVER_SLACK)
+    return max(now, resume_at or now)
+
+
 class OpeningScheduler:
     """Runs each tender's opening at its deadline, in this process, if it wins the claim."""
 
@@ -114,10 +124,7 @@ class OpeningScheduler:
         wanted = dict(deadlines)
         now = self.ctx.clock()
         for tender_id, lease_expires_at, resume_at in unfinished:
-            if lease_expires_at is not None:
-                wanted[tender_id] = max(now, lease_expires_at + _TAKEOVER_SLACK)
-            else:  # held by nobody: waiting for its bidders until resume_at, or to be resumed
-                wanted[tender_id] = max(now, resume_at or now)
+            wanted[tender_id] = _next_look(now, lease_expires_at, resume_at)
         for tender_id, at in wanted.items():
             if tender_id in self._running:
                 continue
@@ -133,15 +140,21 @@ class OpeningScheduler:
                     self._unschedule(tender_id)
 
     async def sync_tender(self, tender_id: uuid.UUID) -> None:
-        """Schedule, move or drop one tender's job after a change made by this instance."""
+        """Schedule, move or drop one tender's job after a change made by this instance (a
+        publication, an amendment, a cancellation, the last reveal of a window)."""
         async with self.ctx.session_factory() as session:
             row = (
                 await session.execute(
                     select(Tender.status, Tender.bid_deadline).where(Tender.id == tender_id)
                 )
             ).first()
+            opening = await session.get(Opening, tender_id)
         if row is not None and row.status is TenderStatus.published:
             self._schedule(tender_id, row.bid_deadline)
+        elif row is not None and row.status is TenderStatus.opening and opening is not None:
+            if tender_id not in self._running:
+                at = _next_look(self.ctx.clock(), opening.lease_expires_at, opening.resume_at)
+                self._schedule(tender_id, at)
         elif row is None or row.status is not TenderStatus.opening:
             self._unschedule(tender_id)
 

@@ -18,11 +18,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.models import User
+from bidding.crypto import age
 from bidding.crypto.canonical import canonical_json
 from bidding.crypto.receipts import make_receipt
 from bidding.crypto.signing import SigningKey
 from bidding.db import iso_utc, utcnow
 from bidding.errors import Conflict, Forbidden
+from bidding.tenders.blobs import BlobStore
 from bidding.tenders.models import Bid, BidStatus, LogEntry, Tender, TenderStatus
 from bidding.tenders.uploads import StagedUpload
 
@@ -258,3 +260,13 @@ async def mine(
     )
     bid = await current_bid(session=session, tender_id=tender_id, bidder_id=bidder_id)
     return bid, [receipt_of(entry) for entry in entries]
+
+
+def sealed_header(blobs: BlobStore, digest: str) -> bytes:
+    """The age header at the start of a stored bid (what a bidder needs for its file key)."""
+    with blobs.open(digest) as stored:
+        data = stored.read(age.MAX_HEADER_BYTES + 1)
+    length = age.header_length(data)
+    if length is None:
+        raise age.HeaderError("the stored bid has no complete header")
+    return data[:length]

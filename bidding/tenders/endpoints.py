@@ -1,5 +1,6 @@
 """Tender HTTP endpoints: create, edit or amend, publish, cancel, list and read."""
 
+import base64
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from starlette.requests import ClientDisconnect
 
 from bidding.auth.dependencies import Bidder, Officer, OptionalUser
 from bidding.db import Session, iso_utc, utcnow
-from bidding.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from bidding.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
 from bidding.keys import PlatformKeys, get_platform_keys
 from bidding.settings import Settings, get_settings
 from bidding.tenders import bids as bids_service
@@ -296,3 +297,17 @@ async def my_bid(tender_id: VisibleTenderId, bidder: Bidder, session: Session) -
             "status": bid.status.value,
         }
     return {"bid": current, "receipts": receipts}
+
+
+@router.get("/{tender_id}/bids/mine/header", responses=_FOUND)
+async def my_sealed_header(
+    request: Request, tender_id: VisibleTenderId, bidder: Bidder, session: Session
+) -> dict[str, Any]:
+    """The age header of the bidder's current bid, base64: with its own identity the bidder
+    computes the bid's file key and reveals it in the decryption window (bidder mode)."""
+    bid, _receipts = await bids_service.mine(session=session, tender_id=tender_id, bidder=bidder)
+    if bid is None:
+        raise NotFound("you have no bid for this tender", type="no_bid")
+    blobs: BlobStore = request.app.state.blobs
+    header = await anyio.to_thread.run_sync(bids_service.sealed_header, blobs, bid.sha256)
+    return {"bid_id": str(bid.id), "header": base64.b64encode(header).decode("ascii")}

@@ -142,6 +142,8 @@ class Bid(Base):
         Enum(BidStatus, native_enum=False, length=16), default=BidStatus.active
     )
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    # Bidder mode: wrong file keys revealed for this bid; a few are allowed, not a search.
+    reveal_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class LogEntry(Base):

@@ -2,6 +2,7 @@
 nobody holds the opening while it is open, and at its close each bid still sealed is opened
 with the tender's key (backup decryption) or withdrawn as not decrypted."""
 
+import base64
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +14,8 @@ from bidding.db import create_session_factory, iso_utc, utcnow
 from bidding.opening import events as ev
 from bidding.opening import pipeline
 from bidding.opening.models import Opening
-from tests.opening.conftest import Scene
+from tests.opening.conftest import Party, Scene
+from tests.tenders.conftest import TENDERS
 
 PRICES = ("1000000.00", "950000.00", "1100000.00")
 
@@ -98,3 +100,92 @@ class TestWindow:
         statuses = {bid["status"] for bid in record["bids"]}
         assert statuses == ({"decrypted"} if backup else {"withdrawn"})
         assert (await opening_row(scene, tender)).resume_at is None
+
+
+async def reveal(scene: Scene, tender: dict[str, Any], party: Party, file_key: bytes) -> Any:
+    return await scene.client.post(
+        f"{TENDERS}/{tender['id']}/opening/reveal",
+        json={"file_key": base64.b64encode(file_key).decode()},
+        headers=party.headers,
+    )
+
+
+async def file_key_of(
+    scene: Scene, tender: dict[str, Any], party: Party, identity: age.Identity
+) -> bytes:
+    """What `bidding reveal` does: the bid's header from the platform, the key computed here."""
+    answer = await scene.client.get(
+        f"{TENDERS}/{tender['id']}/bids/mine/header", headers=party.headers
+    )
+    assert answer.status_code == 200, answer.text
+    header = age.parse_header(base64.b64decode(answer.json()["header"]))
+    return header.file_key([identity])
+
+
+class TestCeremony:
+    @pytest.mark.parametrize("backup", [False, True])
+    async def test_five_bidders_three_reveal_one_corrects_a_wrong_key_one_never_does(
+        self, scene: Scene, backup: bool
+    ) -> None:
+        tender = await scene.tender(
+            opening_mode="bidder", backup_decryption=backup, decryption_window_minutes=30
+        )
+        parties, identities = [], []
+        for price in (*PRICES, "990000.00", "1050000.00"):
+            party, own = await scene.bidder(), age.Identity.generate()
+            recipients = [own.recipient]
+            if backup:
+                recipients.append(age.Recipient.parse(tender["opening_recipient"]))
+            form = {"price": price, "duration_days": 100}
+            await scene.bid(tender, form, party=party, recipients=recipients)
+            parties.append(party)
+            identities.append(own)
+        outsider = await scene.bidder()
+        too_early = await reveal(scene, tender, parties[0], bytes(16))
+        assert (too_early.status_code, too_early.json()["type"]) == (409, "window_not_open")
+        await scene.pass_deadline(tender)
+        start = utcnow()
+        waiting = await scene.open(tender, clock=lambda: start)
+        assert isinstance(waiting, pipeline.Waiting)
+
+        for party, own in zip(parties[:3], identities[:3], strict=True):
+            answer = await reveal(
+                scene, tender, party, await file_key_of(scene, tender, party, own)
+            )
+            assert answer.status_code == 201, answer.text
+            assert answer.json()["type"] == ev.BID_DECRYPTED
+            assert answer.json()["data"]["via"] == "bidder"
+        wrong = await reveal(scene, tender, parties[3], bytes(16))
+        assert wrong.status_code == 422
+        assert (wrong.json()["type"], wrong.json()["tries_left"]) == ("wrong_file_key", 4)
+        right = await file_key_of(scene, tender, parties[3], identities[3])
+        assert (await reveal(scene, tender, parties[3], right)).status_code == 201
+        again = await reveal(scene, tender, parties[3], right)
+        assert (again.status_code, again.json()["type"]) == (409, "already_opened")
+        assert (await reveal(scene, tender, outsider, right)).status_code == 403
+        assert scene.officer is not None
+        officer = await scene.client.post(
+            f"{TENDERS}/{tender['id']}/opening/reveal",
+            json={"file_key": base64.b64encode(right).decode()},
+            headers=scene.officer.headers,
+        )
+        assert officer.status_code == 403
+
+        late = waiting.until + timedelta(seconds=1)
+        assert isinstance(await scene.open(tender, clock=lambda: late), pipeline.Claimed)
+        events = await scene.events(tender)
+        closed = next(event for event in events if event["type"] == ev.WINDOW_CLOSED)
+        assert closed["data"] == {"decrypted": 4, "still_sealed": 1}
+        fifth = [e for e in events if e["seq"] > closed["seq"] and "bid_id" in e["data"]]
+        assert len(fifth) == 1
+        if backup:
+            assert (fifth[0]["type"], fifth[0]["data"]["via"]) == (ev.BID_DECRYPTED, "backup")
+        else:
+            assert (fifth[0]["type"], fifth[0]["data"]["reason"]) == (
+                ev.BID_WITHDRAWN,
+                "not_decrypted",
+            )
+        ranking = (await scene.get(tender, "/results")).json()["ranking"]
+        assert len(ranking) == (5 if backup else 4)
+        after = await reveal(scene, tender, parties[4], bytes(16))
+        assert after.status_code == 409
