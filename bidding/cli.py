@@ -157,6 +157,25 @@ def _build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     check_key.set_defaults(run=check_key_command, usage_error=check_key.error)
 
+    reveal = commands.add_parser(
+        "reveal",
+        help="open your bid in the decryption window with your identity (bidder mode)",
+        description=reveal_command.__doc__,
+    )
+    reveal.add_argument("--server", required=True, metavar="URL", help="the platform")
+    reveal.add_argument("--tender", required=True, metavar="ID", help="the tender's id")
+    reveal_account = reveal.add_mutually_exclusive_group(required=True)
+    reveal_account.add_argument("--token", help="a bearer token (POST /api/v1/auth/token)")
+    reveal_account.add_argument("--email", help="sign in as this bidder; the password is asked for")
+    reveal.add_argument(
+        "--password-stdin", action="store_true", help="with --email: read the password from stdin"
+    )
+    reveal.add_argument(
+        "-i", "--identity", required=True, type=Path, metavar="FILE",
+        help="the organization's identity file; only the bid's file key is sent",
+    )  # fmt: skip
+    reveal.set_defaults(run=reveal_command, usage_error=reveal.error)
+
     verify_receipt = commands.add_parser(
         "verify-receipt",
         help="check a receipt's signature and its place in the log",
@@ -396,6 +415,30 @@ def check_key_command(args: argparse.Namespace) -> None:
         keys = client.check_key(http, token=token, identity=identities[0], register=args.register)
     current = keys["current"]
     print(f"key verified: {current['recipient']} (at {current['verified_at']})")
+
+
+def reveal_command(args: argparse.Namespace) -> None:
+    """Open your bid during the tender's decryption window (online decryption, 在线解密).
+
+    The bid's header is fetched (it is served to you alone), its 16-byte file key computed
+    here with your identity, and only that key is sent; the platform checks it against the
+    header, decrypts and announces the bid.
+    """
+    from bidding import client
+
+    usage_error: Callable[[str], NoReturn] = args.usage_error
+    if args.password_stdin and args.email is None:
+        usage_error("--password-stdin goes with --email")
+    identities = _read_identities(args.identity)
+    with _client_errors(), client.open_client(args.server) as http:
+        tender_id = client.tender_id_text(args.tender)
+        token = args.token or client.sign_in(http, email=args.email, password=_password(args))
+        event = client.reveal(http, token=token, tender_id=tender_id, identities=identities)
+    data = event.get("data", {})
+    if event.get("type") == "bid.decrypted":
+        print(f"bid opened: price {data.get('price')} (event {event.get('seq')})")
+    else:
+        print(f"bid opened but refused: {data.get('reason')}: {data.get('detail')}")
 
 
 def verify_receipt_command(args: argparse.Namespace) -> None:

@@ -652,3 +652,35 @@ def check_key(
         {"answer": plaintext},
     )  # fmt: skip
     return answered
+
+
+def reveal(
+    http: httpx.Client, *, token: str, tender_id: str, identities: Sequence[age.Identity]
+) -> dict[str, Any]:
+    """Compute the bid's file key from its header with the identity, here, and reveal it.
+
+    Only the 16-byte file key of this one bid leaves the machine, never the identity.
+    """
+    answer = _call(
+        http, "GET", f"{API}/tenders/{tender_id}/bids/mine/header", "reading your bid", token
+    )
+    try:
+        header = age.parse_header(base64.b64decode(answer["header"], validate=True))
+    except (TypeError, KeyError, ValueError, age.AgeError):
+        raise ClientError("reading your bid: the header is malformed") from None
+    try:
+        file_key = header.file_key(identities)
+    except age.AgeError as exc:
+        raise ClientError(f"this identity does not open your bid: {exc}") from None
+    try:
+        response = http.post(
+            f"{API}/tenders/{tender_id}/opening/reveal",
+            json={"file_key": base64.b64encode(file_key).decode("ascii")},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    except httpx.HTTPError as exc:
+        raise _unreachable(http, exc) from None
+    if response.status_code != 201:
+        raise _error(response, "revealing the file key")
+    event: dict[str, Any] = _json(response, "revealing the file key")
+    return event

@@ -1041,3 +1041,49 @@ class TestEndToEnd:
         stranger = bidding(*check[:-1], "other.key", cwd=tmp_path)
         assert stranger.returncode == 1
         assert f"but the registered recipient is {identity.recipient}" in error_line(stranger)
+
+    def test_in_bidder_mode_the_bidder_reveals_its_bid_and_the_window_closes_early(
+        self, server: str, tmp_path: Path
+    ) -> None:
+        officer = {"Authorization": f"Bearer {sign_in(server, 'officer@example.com')}"}
+        body = tender_body(
+            bid_deadline=(utcnow() + timedelta(seconds=6)).isoformat(),
+            min_bids=1,
+            opening_mode="bidder",
+            decryption_window_minutes=30,
+        )
+        draft = httpx.post(f"{server}{TENDERS}", json=body, headers=officer)
+        assert draft.status_code == 201, draft.text
+        tender_id = draft.json()["id"]
+        assert httpx.post(f"{server}{TENDERS}/{tender_id}/publish", headers=officer).is_success
+        assert bidding("keygen", "-o", "org.key", cwd=tmp_path).returncode == 0
+        token = sign_in(server, "bidder@example.com")
+        account = ("--server", server, "--token", token)
+        registered = bidding("check-key", *account, "-i", "org.key", "--register", cwd=tmp_path)
+        assert registered.returncode == 0, registered.stderr
+        (tmp_path / "bid.json").write_text(json.dumps(FORM))
+        submitted = bidding("submit", *account, "--tender", tender_id, "--seal",
+                            "--form", "bid.json", "-o", "receipt.json", cwd=tmp_path)  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+
+        def events_until(kind: str) -> list[dict[str, Any]]:
+            give_up = time.monotonic() + 60
+            while True:
+                answer = httpx.get(f"{server}{TENDERS}/{tender_id}/opening/events", headers=officer)
+                events: list[dict[str, Any]] = answer.json()["events"]
+                if any(event["type"] == kind for event in events):
+                    return events
+                assert time.monotonic() < give_up, f"no {kind}: {events}"
+                time.sleep(0.3)
+
+        events_until("decryption.window_opened")
+        revealed = bidding("reveal", *account, "--tender", tender_id, "-i", "org.key", cwd=tmp_path)
+        assert revealed.returncode == 0, revealed.stderr
+        assert revealed.stdout.decode().startswith(f"bid opened: price {FORM['price']} (event ")
+        # Every bid is open: the window closes now, not in 30 minutes.
+        events = events_until("opening.completed")
+        kinds = [event["type"] for event in events]
+        assert kinds[kinds.index("bid.decrypted") + 1] == "decryption.window_closed"
+        again = bidding("reveal", *account, "--tender", tender_id, "-i", "org.key", cwd=tmp_path)
+        assert again.returncode == 1
+        assert "nothing to reveal" in error_line(again)
