@@ -14,6 +14,7 @@ from bidding.db import create_session_factory, iso_utc, utcnow
 from bidding.opening import events as ev
 from bidding.opening import pipeline
 from bidding.opening.models import Opening
+from bidding.opening.scheduler import OpeningScheduler
 from tests.opening.conftest import Party, Scene
 from tests.tenders.conftest import TENDERS
 
@@ -189,3 +190,21 @@ class TestCeremony:
         assert len(ranking) == (5 if backup else 4)
         after = await reveal(scene, tender, parties[4], bytes(16))
         assert after.status_code == 409
+
+
+class TestRestart:
+    async def test_a_scheduler_started_while_the_window_is_open_waits_for_its_close(
+        self, scene: Scene
+    ) -> None:
+        tender, _identities = await bidder_mode_tender(scene, backup=False)
+        await scene.pass_deadline(tender)
+        waiting = await scene.open(tender)
+        assert isinstance(waiting, pipeline.Waiting)
+
+        # A restart: a new scheduler reads the tenders table and finds the open window.
+        scheduler = OpeningScheduler(scene.context("restarted"), sync_every=timedelta(minutes=10))
+        await scheduler.start()
+        try:
+            assert scheduler.scheduled_at(uuid.UUID(tender["id"])) == waiting.until
+        finally:
+            await scheduler.stop()
