@@ -281,6 +281,10 @@ async def _seed_demo(settings: "Settings", url: str) -> None:
     if accounts:
         lines = [f"Demo data created (shown once; BIDDING_DEMO=0 turns this off). API: {url}/docs"]
         lines += [f"  {a.role.value:<10} {a.email:<28} {a.password}" for a in accounts]
+        lines.append(
+            "The second demo tender is opened by its bidders: their keys appear in "
+            f"{settings.data_dir / 'demo-keys'} as they bid (try `bidding reveal`)."
+        )
         print("\n".join(lines), file=sys.stderr)
 
 

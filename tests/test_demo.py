@@ -21,7 +21,7 @@ from bidding.opening.scheduler import OpeningScheduler
 from bidding.settings import Settings
 from bidding.tenders import service as tenders_service
 from bidding.tenders.blobs import FilesystemBlobStore
-from bidding.tenders.models import Bid, Tender, TenderStatus
+from bidding.tenders.models import Bid, OpeningMode, Tender, TenderStatus
 
 
 class TestSeed:
@@ -43,12 +43,20 @@ class TestSeed:
         )
         assert signed_in.role is Role.officer
 
-        tender = (await session.scalars(select(Tender))).one()
-        assert tender.status is TenderStatus.published
-        assert tender.public_opening
-        age.Recipient.parse(tender.opening_recipient or "")
-        minutes = (tender.bid_deadline - utcnow()).total_seconds() / 60
+        platform, bidder_mode = (
+            await session.scalars(select(Tender).order_by(Tender.bid_deadline))
+        ).all()
+        for tender in (platform, bidder_mode):
+            assert tender.status is TenderStatus.published
+            assert tender.public_opening
+            age.Recipient.parse(tender.opening_recipient or "")
+        minutes = (platform.bid_deadline - utcnow()).total_seconds() / 60
         assert 3 < minutes <= 6
+        assert (platform.opening_mode, bidder_mode.opening_mode) == (
+            OpeningMode.platform,
+            OpeningMode.bidder,
+        )
+        assert bidder_mode.backup_decryption
 
     async def test_a_database_with_users_is_left_alone(
         self, session: AsyncSession, platform_keys: PlatformKeys, settings: Settings
@@ -57,11 +65,11 @@ class TestSeed:
         users = await session.scalar(select(func.count()).select_from(User))
         assert await demo.seed(session=session, keys=platform_keys, settings=settings) == []
         assert await session.scalar(select(func.count()).select_from(User)) == users
-        assert await session.scalar(select(func.count()).select_from(Tender)) == 1
+        assert await session.scalar(select(func.count()).select_from(Tender)) == 2
 
 
 class TestDemoBidders:
-    async def test_the_demo_bidders_hand_in_sealed_bids_before_the_deadline(
+    async def test_the_demo_bidders_hand_in_sealed_bids_before_the_deadlines(
         self,
         app: FastAPI,
         session: AsyncSession,
@@ -69,8 +77,9 @@ class TestDemoBidders:
         settings: Settings,
     ) -> None:
         await demo.seed(session=session, keys=platform_keys, settings=settings)
-        tender = (await session.scalars(select(Tender))).one()
-        tender.bid_deadline = utcnow() + timedelta(seconds=30)
+        tenders = (await session.scalars(select(Tender).order_by(Tender.bid_deadline))).all()
+        for tender in tenders:
+            tender.bid_deadline = utcnow() + timedelta(seconds=30)
         await session.flush()
         blobs = FilesystemBlobStore(settings.data_dir / "blobs")
         await demo.run_bidders(
@@ -80,14 +89,27 @@ class TestDemoBidders:
             settings=settings,
             leads=[29.9, 29.8, 29.7, 29.6],
         )
-        bids = (await session.scalars(select(Bid).order_by(Bid.received_at))).all()
-        assert len(bids) == 4
-        identity = tenders_service.opening_identity(master=platform_keys.master, tender=tender)
-        for bid in bids:
-            with blobs.open(bid.sha256) as sealed:
-                form = json.loads(age.unseal_bytes(sealed.read(), [identity]))
-            assert Decimal("900000") <= Decimal(form["price"]) <= Decimal("1500000")
-            assert 30 <= form["duration_days"] <= 365
+        bidders = {
+            user.organization_id: user
+            for user in await session.scalars(select(User).where(User.role == Role.bidder))
+        }
+        for tender in tenders:
+            bids = (await session.scalars(select(Bid).where(Bid.tender_id == tender.id))).all()
+            assert len(bids) == 4
+            identity = tenders_service.opening_identity(master=platform_keys.master, tender=tender)
+            floor, ceiling = Decimal(tender.floor_price or "0"), Decimal(tender.ceiling_price)
+            for bid in bids:
+                with blobs.open(bid.sha256) as stored:
+                    sealed = stored.read()
+                form = json.loads(age.unseal_bytes(sealed, [identity]))
+                assert floor <= Decimal(form["price"]) <= ceiling
+                assert 30 <= form["duration_days"] <= 365
+                if tender.opening_mode is OpeningMode.bidder:
+                    # Sealed to the organization's own key too, kept for `bidding reveal`.
+                    path = demo.demo_identity_path(settings, bidders[bid.bidder_id])
+                    assert path.stat().st_mode & 0o077 == 0
+                    own = age.parse_identities(path.read_text())
+                    assert json.loads(age.unseal_bytes(sealed, own)) == form
         assert list(settings.data_dir.joinpath("staging").iterdir()) == []
 
 
@@ -99,8 +121,10 @@ class TestDemoOpening:
         factory = create_session_factory(engine)
         async with factory() as session:
             await demo.seed(session=session, keys=platform_keys, settings=settings)
-            tender = (await session.scalars(select(Tender))).one()
-            tender.bid_deadline = utcnow() + timedelta(seconds=3)
+            tenders = (await session.scalars(select(Tender))).all()
+            for each in tenders:
+                each.bid_deadline = utcnow() + timedelta(seconds=3)
+            tender = next(each for each in tenders if each.opening_mode is OpeningMode.platform)
             await session.commit()
         blobs = committing_app.state.blobs
         await demo.run_bidders(
