@@ -208,3 +208,18 @@ class TestRestart:
             assert scheduler.scheduled_at(uuid.UUID(tender["id"])) == waiting.until
         finally:
             await scheduler.stop()
+
+
+class TestOwnHeader:
+    async def test_a_bids_header_is_served_to_its_bidder_alone(self, scene: Scene) -> None:
+        tender = await scene.tender(opening_mode="bidder")
+        party, own = await scene.bidder(), age.Identity.generate()
+        await scene.bid(tender, {"price": PRICES[0], "duration_days": 100}, party=party,
+                        recipients=[own.recipient])  # fmt: skip
+        url = f"{TENDERS}/{tender['id']}/bids/mine/header"
+        assert len(await file_key_of(scene, tender, party, own)) == age.FILE_KEY_SIZE
+        outsider = await scene.client.get(url, headers=(await scene.bidder()).headers)
+        assert (outsider.status_code, outsider.json()["type"]) == (404, "no_bid")
+        assert (await scene.client.get(url)).status_code == 401
+        assert scene.officer is not None
+        assert (await scene.client.get(url, headers=scene.officer.headers)).status_code == 403

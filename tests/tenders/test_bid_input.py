@@ -725,6 +725,8 @@ class TestNothingLeaks:
             ("/api/v1/tenders/{tender_id}/bids", "post"),
             ("/api/v1/tenders/{tender_id}/bids/mine", "get"),
             ("/api/v1/tenders/{tender_id}/bids/mine", "delete"),
+            # The bidder's own sealed header, for its file key in online decryption.
+            ("/api/v1/tenders/{tender_id}/bids/mine/header", "get"),
         }
 
     async def test_the_officers_refusals_are_the_same_whether_or_not_anyone_bid(
