@@ -106,12 +106,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--server", required=True, metavar="URL", help="the platform's address")
     submit.add_argument("--tender", required=True, metavar="ID", help="the tender's id")
-    account = submit.add_mutually_exclusive_group(required=True)
-    account.add_argument("--token", help="a bearer token (POST /api/v1/auth/token)")
-    account.add_argument("--email", help="sign in as this bidder; the password is asked for")
-    submit.add_argument(
-        "--password-stdin", action="store_true", help="with --email: read the password from stdin"
-    )
+    _add_account(submit)
     submit.add_argument(
         "--idempotency-key", metavar="KEY",
         help="the key of an earlier attempt, so a repeat is not a new version (default: new)",
@@ -139,14 +134,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description=check_key_command.__doc__,
     )
     check_key.add_argument("--server", required=True, metavar="URL", help="the platform")
-    check_key_account = check_key.add_mutually_exclusive_group(required=True)
-    check_key_account.add_argument("--token", help="a bearer token (POST /api/v1/auth/token)")
-    check_key_account.add_argument(
-        "--email", help="sign in as this bidder; the password is asked for"
-    )
-    check_key.add_argument(
-        "--password-stdin", action="store_true", help="with --email: read the password from stdin"
-    )
+    _add_account(check_key)
     check_key.add_argument(
         "-i", "--identity", required=True, type=Path, metavar="FILE",
         help="the organization's identity file (from `bidding keygen`); it is never sent",
@@ -164,12 +152,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     reveal.add_argument("--server", required=True, metavar="URL", help="the platform")
     reveal.add_argument("--tender", required=True, metavar="ID", help="the tender's id")
-    reveal_account = reveal.add_mutually_exclusive_group(required=True)
-    reveal_account.add_argument("--token", help="a bearer token (POST /api/v1/auth/token)")
-    reveal_account.add_argument("--email", help="sign in as this bidder; the password is asked for")
-    reveal.add_argument(
-        "--password-stdin", action="store_true", help="with --email: read the password from stdin"
-    )
+    _add_account(reveal)
     reveal.add_argument(
         "-i", "--identity", required=True, type=Path, metavar="FILE",
         help="the organization's identity file; only the bid's file key is sent",
@@ -185,6 +168,16 @@ def _build_parser() -> argparse.ArgumentParser:
     verify_receipt.add_argument("--server", required=True, metavar="URL", help="the platform")
     verify_receipt.set_defaults(run=verify_receipt_command)
     return parser
+
+
+def _add_account(command: argparse.ArgumentParser) -> None:
+    """--token, or --email with the password asked for (or read with --password-stdin)."""
+    account = command.add_mutually_exclusive_group(required=True)
+    account.add_argument("--token", help="a bearer token (POST /api/v1/auth/token)")
+    account.add_argument("--email", help="sign in as this bidder; the password is asked for")
+    command.add_argument(
+        "--password-stdin", action="store_true", help="with --email: read the password from stdin"
+    )
 
 
 def keygen_command(args: argparse.Namespace) -> None:
