@@ -13,10 +13,20 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# The web pages: built when missing or older than what they are built from.
+FRONTEND := frontend/dist/index.html
+FRONTEND_SOURCES := $(shell find frontend/src -type f) frontend/build.mjs frontend/package.json
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+
+$(FRONTEND): frontend/node_modules/.package-lock.json $(FRONTEND_SOURCES)
+	cd frontend && npm run --silent build
+
+run: $(STAMP) $(FRONTEND)
 	$(BIN)/bidding serve
 
-test: $(STAMP)
+test: $(STAMP) $(FRONTEND)
 	$(BIN)/ruff check bidding tests bench alembic
 	$(BIN)/ruff format --check bidding tests bench alembic
 	$(BIN)/mypy

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
-from bidding import demo
+from bidding import demo, frontend
 from bidding.auth.endpoints import router as auth_router
 from bidding.db import Session, create_engine, create_session_factory, utcnow
 from bidding.errors import ERROR_RESPONSES, install_error_handlers
@@ -112,4 +112,8 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
     app.state.blobs = FilesystemBlobStore(settings.data_dir / "blobs")
     for router in (health_router, auth_router, tenders_router, opening_router, keys_router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    site = frontend.pages()
+    if site is not None:
+        # Last: what no route of the API or its docs answers is a page.
+        app.mount("/", site, name="pages")
     return app

@@ -1,0 +1,39 @@
+"""The web pages: the bundle in frontend/dist, served with a strict Content Security Policy."""
+
+from pathlib import Path
+
+from starlette.staticfiles import StaticFiles
+from starlette.types import Message, Receive, Scope, Send
+
+FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+
+# Everything from this origin, nothing inline, no framing: the pages hold no script of their own.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+class Pages(StaticFiles):
+    """The built pages, each answer with the security headers."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await super().__call__(scope, receive, send_with_headers)
+
+
+def pages() -> Pages | None:
+    """The pages, if the front end has been built (make run and make test build it)."""
+    if not (FRONTEND_DIST / "index.html").is_file():
+        return None
+    return Pages(directory=FRONTEND_DIST, html=True)
