@@ -114,6 +114,6 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     site = frontend.pages()
     if site is not None:
-        # Last: what no route of the API or its docs answers is a page.
-        app.mount("/", site, name="pages")
+        # What no route answers (the API, its docs, any route added later) is a page.
+        app.router.default = site
     return app

@@ -169,7 +169,7 @@ MOST_REVEAL_FAILURES = 5
 
 
 async def _window_bid(
-    *, session: AsyncSession, tender: Tender, bidder: User
+    *, session: AsyncSession, tender: Tender, bidder: User, counting: bool = True
 ) -> tuple[dict[str, Any], Bid]:
     """The bidder's listed bid, if the decryption window is open and it is still sealed."""
     if tender.status is TenderStatus.published:
@@ -202,7 +202,8 @@ async def _window_bid(
         raise Conflict("your bid has been opened already", type="already_opened")
     bid = await session.get(Bid, uuid.UUID(mine["bid_id"]), populate_existing=True)
     assert bid is not None, "a listed bid exists"
-    if bid.reveal_failures >= MOST_REVEAL_FAILURES:
+    # The last allowed try is itself counted while it runs: `counting` is off for its own check.
+    if counting and bid.reveal_failures >= MOST_REVEAL_FAILURES:
         raise Conflict(
             f"{MOST_REVEAL_FAILURES} wrong file keys: no more tries for this bid",
             type="too_many_tries",
@@ -223,27 +224,35 @@ async def reveal(
     No transaction is held while the bid is decrypted (`open_bid`, off the event loop); the
     window and the bid are checked again, under the opening's row lock, before the event.
     """
-    listed, _ = await _window_bid(session=session, tender=tender, bidder=bidder)
+    listed, bid = await _window_bid(session=session, tender=tender, bidder=bidder)
+    # A try is taken before the key is checked, in one statement, so that parallel requests
+    # cannot get past the limit; a key that opens the bid gives it back.
+    tries = await session.scalar(
+        update(Bid)
+        .where(Bid.id == bid.id, Bid.reveal_failures < MOST_REVEAL_FAILURES)
+        .values(reveal_failures=Bid.reveal_failures + 1)
+        .returning(Bid.reveal_failures)
+    )
+    if tries is None:
+        raise Conflict(
+            f"{MOST_REVEAL_FAILURES} wrong file keys: no more tries for this bid",
+            type="too_many_tries",
+        )
     await session.commit()
     try:
         outcome = await open_bid(listed, file_key)
     except decryption.WrongFileKey:
-        _, bid = await _window_bid(session=session, tender=tender, bidder=bidder)
-        failures = await session.scalar(
-            update(Bid)
-            .where(Bid.id == bid.id)
-            .values(reveal_failures=Bid.reveal_failures + 1)
-            .returning(Bid.reveal_failures)
-        )
-        left = MOST_REVEAL_FAILURES - (failures or 0)
-        await session.commit()
+        left = MOST_REVEAL_FAILURES - tries
         raise Unprocessable(
             f"this file key does not open your bid ({left} tries left)",
             type="wrong_file_key",
             tries_left=left,
         ) from None
     await ev.lock_opening(session=session, tender_id=tender.id)
-    await _window_bid(session=session, tender=tender, bidder=bidder)
+    await _window_bid(session=session, tender=tender, bidder=bidder, counting=False)
+    await session.execute(
+        update(Bid).where(Bid.id == bid.id).values(reveal_failures=Bid.reveal_failures - 1)
+    )
     type, data = pipeline.bid_event(listed, outcome, "bidder")
     event = await ev.append(
         session=session, tender_id=tender.id, type=type, data=data, lease_owner=None

@@ -462,21 +462,28 @@ class _Opening:
                 for event in await ev.after(session=session, tender_id=self.tender_id):
                     self.done.setdefault(event.type, []).append(event)
                 pending = self._pending(listed)
-                if pending and self.ctx.clock() < closes_at:
-                    # Nobody holds the opening while the bidders have time.
-                    await session.execute(
+                if ev.WINDOW_CLOSED not in self.done and pending and self.ctx.clock() < closes_at:
+                    # Nobody holds the opening while the bidders have time; only the holder
+                    # may let it go (a stale instance must not drop another's lease).
+                    released = await session.execute(
                         update(Opening)
-                        .where(Opening.tender_id == self.tender_id)
+                        .where(
+                            Opening.tender_id == self.tender_id,
+                            Opening.lease_owner == self.ctx.instance,
+                        )
                         .values(lease_owner=None, lease_expires_at=None, resume_at=closes_at)
                         .execution_options(synchronize_session=False)
                     )
+                    if released.rowcount != 1:  # type: ignore[attr-defined]
+                        raise ev.LeaseLost(f"tender {self.tender_id}: taken over meanwhile")
                     return Waiting(closes_at)
-                await _set_resume(session, self.tender_id, None)
-                await self._append(
-                    session,
-                    ev.WINDOW_CLOSED,
-                    {"decrypted": len(listed) - len(pending), "still_sealed": len(pending)},
-                )
+                if ev.WINDOW_CLOSED not in self.done:  # else closed by the holder before us
+                    await _set_resume(session, self.tender_id, None)
+                    await self._append(
+                        session,
+                        ev.WINDOW_CLOSED,
+                        {"opened": len(listed) - len(pending), "still_sealed": len(pending)},
+                    )
         if self.tender.backup_decryption:
             await self._decrypt(listed, via="backup")
         else:

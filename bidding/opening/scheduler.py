@@ -189,7 +189,12 @@ class OpeningScheduler:
                 case pipeline.HeldElsewhere(until=until):
                     self._schedule(tender_id, until + _TAKEOVER_SLACK)
                 case pipeline.Waiting(until=until):
-                    self._schedule(tender_id, until)
+                    # The last reveal may have come while this run was letting go.
+                    async with self.ctx.session_factory() as session:
+                        resume_at = await session.scalar(
+                            select(Opening.resume_at).where(Opening.tender_id == tender_id)
+                        )
+                    self._schedule(tender_id, min(until, resume_at or until))
                 case pipeline.Claimed():
                     logger.info("tender %s: opening finished", tender_id)
         finally:

@@ -2,6 +2,7 @@
 nobody holds the opening while it is open, and at its close each bid still sealed is opened
 with the tender's key (backup decryption) or withdrawn as not decrypted."""
 
+import asyncio
 import base64
 import uuid
 from datetime import datetime, timedelta
@@ -87,7 +88,7 @@ class TestWindow:
         after = (await scene.events(tender))[len(events) :]
         closed = after[0]
         assert closed["type"] == ev.WINDOW_CLOSED
-        assert closed["data"] == {"decrypted": 0, "still_sealed": 3}
+        assert closed["data"] == {"opened": 0, "still_sealed": 3}
         if backup:
             assert types(after[1:4]) == [ev.BID_DECRYPTED] * 3
             assert {event["data"]["via"] for event in after[1:4]} == {"backup"}
@@ -176,7 +177,7 @@ class TestCeremony:
         assert isinstance(await scene.open(tender, clock=lambda: late), pipeline.Claimed)
         events = await scene.events(tender)
         closed = next(event for event in events if event["type"] == ev.WINDOW_CLOSED)
-        assert closed["data"] == {"decrypted": 4, "still_sealed": 1}
+        assert closed["data"] == {"opened": 4, "still_sealed": 1}
         fifth = [e for e in events if e["seq"] > closed["seq"] and "bid_id" in e["data"]]
         assert len(fifth) == 1
         if backup:
@@ -223,3 +224,20 @@ class TestOwnHeader:
         assert (await scene.client.get(url)).status_code == 401
         assert scene.officer is not None
         assert (await scene.client.get(url, headers=scene.officer.headers)).status_code == 403
+
+
+class TestTries:
+    async def test_parallel_wrong_keys_get_five_tries_in_all(self, scene: Scene) -> None:
+        tender, _identities = await bidder_mode_tender(scene, backup=False)
+        party = scene.bidders[0]
+        await scene.pass_deadline(tender)
+        assert isinstance(await scene.open(tender), pipeline.Waiting)
+
+        answers = await asyncio.gather(
+            *(reveal(scene, tender, party, bytes([n]) * 16) for n in range(12))
+        )
+
+        kinds = sorted(answer.json()["type"] for answer in answers)
+        assert kinds == ["too_many_tries"] * 7 + ["wrong_file_key"] * 5
+        left = sorted(a.json()["tries_left"] for a in answers if a.status_code == 422)
+        assert left == [0, 1, 2, 3, 4]
