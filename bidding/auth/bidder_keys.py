@@ -2,7 +2,6 @@
 the identity: a random value sealed to the recipient, answered with its plaintext."""
 
 import base64
-import hashlib
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -12,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.models import BidderKey, User
+from bidding.auth.tokens import hash_token
 from bidding.crypto import age
 from bidding.db import utcnow
 from bidding.errors import Conflict, Forbidden, Unprocessable
@@ -80,10 +80,6 @@ async def register(*, session: AsyncSession, bidder: User, recipient: str) -> Bi
     return key
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
 async def _key_to_check(*, session: AsyncSession, bidder: User) -> BidderKey:
     key = await current_key(session=session, bidder=bidder)
     if key is None:
@@ -96,7 +92,7 @@ async def challenge(*, session: AsyncSession, bidder: User) -> tuple[str, dateti
     key = await _key_to_check(session=session, bidder=bidder)
     value = _CHALLENGE_PREFIX + secrets.token_urlsafe(32)
     sealed = age.seal_bytes(value.encode("utf-8"), [age.Recipient.parse(key.recipient)])
-    key.challenge_sha256 = _digest(value)
+    key.challenge_sha256 = hash_token(value)
     key.challenge_expires_at = utcnow() + CHALLENGE_TTL
     await session.flush()
     return base64.b64encode(sealed).decode("ascii"), key.challenge_expires_at
@@ -108,7 +104,7 @@ async def answer(*, session: AsyncSession, bidder: User, plaintext: str) -> Bidd
     expires = key.challenge_expires_at
     if key.challenge_sha256 is None or expires is None or expires <= utcnow():
         raise Conflict("ask for a new challenge first", type="no_challenge")
-    if not secrets.compare_digest(_digest(plaintext), key.challenge_sha256):
+    if not secrets.compare_digest(hash_token(plaintext), key.challenge_sha256):
         raise Unprocessable(
             "that is not the sealed value: the identity used does not match the registered "
             "recipient",

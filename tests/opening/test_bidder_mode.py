@@ -241,3 +241,29 @@ class TestTries:
         assert kinds == ["too_many_tries"] * 7 + ["wrong_file_key"] * 5
         left = sorted(a.json()["tries_left"] for a in answers if a.status_code == 422)
         assert left == [0, 1, 2, 3, 4]
+
+
+class TestRevealInput:
+    @pytest.mark.parametrize(
+        "file_key", ["not base64!", base64.b64encode(bytes(15)).decode(), "", "QUJD" * 16]
+    )
+    async def test_a_malformed_file_key_is_refused_without_using_a_try(
+        self, scene: Scene, file_key: str
+    ) -> None:
+        tender, identities = await bidder_mode_tender(scene, backup=False)
+        party = scene.bidders[0]
+        await scene.pass_deadline(tender)
+        assert isinstance(await scene.open(tender), pipeline.Waiting)
+
+        answer = await scene.client.post(
+            f"{TENDERS}/{tender['id']}/opening/reveal",
+            json={"file_key": file_key},
+            headers=party.headers,
+        )
+
+        assert answer.status_code == 422
+        assert answer.json()["type"] == "validation_error"
+        right = await file_key_of(scene, tender, party, identities[0])
+        wrong = await reveal(scene, tender, party, bytes(16))
+        assert wrong.json()["tries_left"] == 4, "the malformed key used no try"
+        assert (await reveal(scene, tender, party, right)).status_code == 201
