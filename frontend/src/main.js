@@ -1,92 +1,80 @@
-// The public pages: the tender list and a tender's detail with a countdown that follows the
-// server's clock (server_time), not the viewer's.
-import { currentLanguage, t, toggleLanguage } from "./i18n.js";
+// The page shell: navigation by role, the language switch and the hash router. Each page
+// module exports routes: [pattern, show] pairs; show({main, params, user}) draws the page
+// and may return a function that stops its timers and sockets when the reader leaves.
+import { forgetMe, me } from "./api.js";
+import { h, notice } from "./dom.js";
+import { t, toggleLanguage } from "./i18n.js";
+import * as accounts from "./accounts.js";
+import * as bidder from "./bidder.js";
+import * as hall from "./hall.js";
+import * as officer from "./officer.js";
+import * as publicPages from "./public.js";
 
-const API = "/api/v1";
+const ROUTES = [
+  ...accounts.routes,
+  ...officer.routes,
+  ...bidder.routes,
+  ...hall.routes,
+  ...publicPages.routes,
+];
+
 const main = document.getElementById("app");
-let timer = null;
+const navigation = document.getElementById("navigation");
+let leave = null;
 
-function element(tag, text, attributes = {}) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  return node;
-}
-
-async function load(path) {
-  const response = await fetch(`${API}${path}`);
-  if (!response.ok) throw new Error(t("loadFailed", { status: response.status }));
-  return { body: await response.json(), received: Date.now() };
-}
-
-function when(iso) {
-  return new Date(iso).toLocaleString(currentLanguage());
-}
-
-function left(milliseconds) {
-  if (milliseconds <= 0) return t("closed");
-  const seconds = Math.floor(milliseconds / 1000);
-  const [d, h, m, s] = [86400, 3600, 60, 1].map((unit, i, all) =>
-    Math.floor((i ? seconds % all[i - 1] : seconds) / unit),
-  );
-  const clock = [h, m, s].map((n) => String(n).padStart(2, "0")).join(":");
-  return d ? `${d}d ${clock}` : clock;
-}
-
-async function showList() {
-  const { body } = await load("/tenders?page_size=50");
-  const table = element("table");
-  const head = table.createTHead().insertRow();
-  for (const key of ["reference", "name", "deadline", "status"]) head.append(element("th", t(key)));
-  const rows = table.createTBody();
-  for (const tender of body.items) {
-    const row = rows.insertRow();
-    row.insertCell().append(element("a", tender.reference, { href: `#/tenders/${tender.id}` }));
-    row.insertCell().textContent = tender.title;
-    row.insertCell().textContent = when(tender.bid_deadline);
-    row.insertCell().textContent = t(`status_${tender.status}`);
+function drawNavigation(user) {
+  const links = [h("a", { href: "#/" }, t("navTenders"))];
+  if (user && (user.role === "officer" || user.role === "admin")) {
+    links.push(h("a", { href: "#/officer" }, t("navOfficer")));
   }
-  main.replaceChildren(element("h2", t("tenders")), table);
+  if (user && user.role === "bidder") links.push(h("a", { href: "#/keys" }, t("navKeys")));
+  const account = user
+    ? [
+        h("span", { class: "who" }, `${user.display_name} · ${t(`role_${user.role}`)}`),
+        h("button", { type: "button", id: "sign-out", onclick: accounts.signOut }, t("signOut")),
+      ]
+    : [h("a", { href: "#/sign-in" }, t("signIn")), h("a", { href: "#/register" }, t("register"))];
+  navigation.setAttribute("aria-label", t("nav"));
+  navigation.replaceChildren(...links, h("span", { class: "spacer" }), ...account);
 }
 
-async function showTender(id) {
-  const { body: tender, received } = await load(`/tenders/${id}`);
-  // How far the viewer's clock is from the server's, measured when the answer arrived.
-  const offset = Date.parse(tender.server_time) - received;
-  const countdown = element("output", "", { "aria-live": "off" });
-  const tick = () => {
-    countdown.textContent = left(Date.parse(tender.bid_deadline) - (Date.now() + offset));
-  };
-  tick();
-  timer = setInterval(tick, 1000);
-  const facts = element("dl");
-  for (const [key, value] of [
-    ["reference", tender.reference],
-    ["status", t(`status_${tender.status}`)],
-    ["deadline", when(tender.bid_deadline)],
-    ["recipient", tender.opening_recipient ?? "—"],
-    ["commitment", tender.coefficient_commitment ?? "—"],
-  ]) {
-    facts.append(element("dt", t(key)), element("dd", value));
+export async function route() {
+  if (leave) {
+    try {
+      leave();
+    } catch {
+      // a page that cannot clean up must not stop the next one from showing
+    }
+    leave = null;
   }
-  facts.append(element("dt", t("countdown")), element("dd").appendChild(countdown).parentNode);
-  main.replaceChildren(
-    element("a", t("back"), { href: "#/" }),
-    element("h2", tender.title),
-    facts,
-    element("p", tender.description),
-  );
-}
-
-async function route() {
-  clearInterval(timer);
   document.title = t("title");
   document.getElementById("language").textContent = t("language");
-  const match = location.hash.match(/^#\/tenders\/([0-9a-f-]{36})$/);
+  document.getElementById("skip").textContent = t("skip");
+  const path = location.hash.replace(/^#/, "") || "/";
+  main.replaceChildren(h("p", {}, t("loading")));
   try {
-    await (match ? showTender(match[1]) : showList());
+    const user = await me();
+    drawNavigation(user);
+    for (const [pattern, show] of ROUTES) {
+      const match = path.match(pattern);
+      if (match) {
+        leave = (await show({ main, params: match.slice(1), user, groups: match.groups ?? {} })) ?? null;
+        return;
+      }
+    }
+    main.replaceChildren(h("h2", {}, t("notFound")));
   } catch (error) {
-    main.replaceChildren(element("p", error.message, { role: "alert" }));
+    main.replaceChildren(notice(error.message, "error"));
+  }
+}
+
+/** After signing in or out: forget who we were and draw the page again. */
+export async function refresh(hash) {
+  forgetMe();
+  if (hash !== undefined && location.hash !== hash) {
+    location.hash = hash; // hashchange draws the page
+  } else {
+    await route();
   }
 }
 
@@ -95,4 +83,9 @@ document.getElementById("language").addEventListener("click", () => {
   route();
 });
 window.addEventListener("hashchange", route);
+accounts.onChange(refresh);
 route();
+document.getElementById("skip").addEventListener("click", (event) => {
+  event.preventDefault(); // the hash is the router's: move the focus instead
+  main.focus();
+});

@@ -1,0 +1,150 @@
+// Accounts: sign in (a cookie session with a CSRF token), bidder registration, sign out.
+import { API, api, csrfToken } from "./api.js";
+import { field, h, notice } from "./dom.js";
+import { addTexts, t } from "./i18n.js";
+
+addTexts({
+  "zh-CN": {
+    email: "电子邮箱",
+    password: "密码",
+    passwordHint: "至少 10 个字符",
+    displayName: "联系人姓名",
+    organizationName: "单位名称",
+    creditCode: "统一社会信用代码",
+    creditCodeHint: "18 位，例如 91350100M000100Y43",
+    signInTitle: "登录",
+    registerTitle: "投标人注册",
+    registerDone: "注册成功，已为您登录",
+    noAccount: "还没有账号？注册投标人",
+    haveAccount: "已有账号？登录",
+    signedOut: "您已退出",
+  },
+  en: {
+    email: "Email",
+    password: "Password",
+    passwordHint: "At least 10 characters",
+    displayName: "Your name",
+    organizationName: "Organization",
+    creditCode: "Unified social credit code",
+    creditCodeHint: "18 characters, such as 91350100M000100Y43",
+    signInTitle: "Sign in",
+    registerTitle: "Register as a bidder",
+    registerDone: "Registered: you are signed in",
+    noAccount: "No account yet? Register as a bidder",
+    haveAccount: "Have an account? Sign in",
+    signedOut: "You are signed out",
+  },
+});
+
+let changed = () => {};
+
+/** Who to tell when the signed-in user changes (the shell redraws). */
+export function onChange(callback) {
+  changed = callback;
+}
+
+async function signInWith(email, password) {
+  const form = new URLSearchParams({ username: email, password, session: "cookie" });
+  const response = await fetch(`${API}/auth/token`, {
+    method: "POST",
+    body: form,
+    credentials: "same-origin",
+  });
+  if (!response.ok) {
+    const body = await response.json().catch(() => null);
+    throw new Error(body?.detail ?? t("requestFailed", { status: response.status }));
+  }
+}
+
+function input(name, type, attributes = {}) {
+  return h("input", { name, type, required: true, ...attributes });
+}
+
+function formPage(main, title, controls, submitText, submit, footer) {
+  const message = h("div", { "aria-live": "assertive" });
+  const button = h("button", { type: "submit" }, submitText);
+  const form = h("form", { class: "card narrow", novalidate: false }, ...controls, button);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    button.disabled = true;
+    message.replaceChildren();
+    try {
+      await submit(new FormData(form));
+    } catch (error) {
+      message.replaceChildren(notice(error.message, "error"));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  main.replaceChildren(h("h2", {}, title), message, form, footer);
+  form.querySelector("input")?.focus();
+}
+
+function showSignIn({ main }) {
+  const back = new URLSearchParams(location.hash.split("?")[1] ?? "").get("next");
+  formPage(
+    main,
+    t("signInTitle"),
+    [
+      field(t("email"), input("email", "email", { autocomplete: "username" })),
+      field(t("password"), input("password", "password", { autocomplete: "current-password" })),
+    ],
+    t("signIn"),
+    async (data) => {
+      await signInWith(data.get("email"), data.get("password"));
+      await changed(back && back.startsWith("/") ? `#${back}` : "#/");
+    },
+    h("p", {}, h("a", { href: "#/register" }, t("noAccount"))),
+  );
+}
+
+function showRegister({ main }) {
+  formPage(
+    main,
+    t("registerTitle"),
+    [
+      field(t("organizationName"), input("organization", "text", { maxlength: 200, autocomplete: "organization" })),
+      field(
+        t("creditCode"),
+        input("code", "text", { maxlength: 18, autocapitalize: "characters" }),
+        t("creditCodeHint"),
+      ),
+      field(t("displayName"), input("display_name", "text", { maxlength: 100, autocomplete: "name" })),
+      field(t("email"), input("email", "email", { autocomplete: "email" })),
+      field(
+        t("password"),
+        input("password", "password", { minlength: 10, autocomplete: "new-password" }),
+        t("passwordHint"),
+      ),
+    ],
+    t("register"),
+    async (data) => {
+      await api("/auth/register", {
+        method: "POST",
+        json: {
+          email: data.get("email"),
+          password: data.get("password"),
+          display_name: data.get("display_name"),
+          organization: { name: data.get("organization"), code: data.get("code").trim().toUpperCase() },
+        },
+      });
+      await signInWith(data.get("email"), data.get("password"));
+      await changed("#/");
+    },
+    h("p", {}, h("a", { href: "#/sign-in" }, t("haveAccount"))),
+  );
+}
+
+/** Revoke the session on the server, then forget it here. */
+export async function signOut() {
+  const headers = {};
+  const token = csrfToken();
+  if (token) headers["X-CSRF-Token"] = token;
+  await fetch(`${API}/auth/logout`, { method: "POST", headers, credentials: "same-origin" }).catch(() => null);
+  await changed("#/");
+}
+
+export const routes = [
+  [/^\/sign-in(?:\?.*)?$/, showSignIn],
+  [/^\/register$/, showRegister],
+];

@@ -1,0 +1,2 @@
+// Placeholder until the bidder pages land.
+export const routes = [];

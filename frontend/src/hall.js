@@ -1,0 +1,2 @@
+// Placeholder until the hall pages land.
+export const routes = [];

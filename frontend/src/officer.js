@@ -1,0 +1,2 @@
+// Placeholder until the officer pages land.
+export const routes = [];

@@ -1,0 +1,262 @@
+// The public pages: the tender list with search and a status filter, and a tender's detail
+// with its amendments, recipient, commitment and a countdown on the server's clock.
+import { api, serverNow, syncClock } from "./api.js";
+import { field, h, money, timeLeft, when } from "./dom.js";
+import { addTexts, t } from "./i18n.js";
+
+addTexts({
+  "zh-CN": {
+    tenders: "招标项目",
+    reference: "编号",
+    name: "项目名称",
+    buyer: "招标人",
+    deadline: "投标截止",
+    status: "状态",
+    anyStatus: "全部状态",
+    search: "搜索",
+    searchHint: "项目名称或编号中的文字",
+    countdown: "距截止",
+    noTenders: "没有符合条件的项目",
+    pageOf: "第 {page} 页，共 {pages} 页（{total} 个项目）",
+    previous: "上一页",
+    next: "下一页",
+    back: "返回列表",
+    recipient: "开标公钥（age）",
+    commitment: "系数承诺（SHA-256）",
+    ceiling: "最高投标限价",
+    floor: "最低限价",
+    openingMode: "解密方式",
+    window: "解密时限",
+    minutes: "{n} 分钟",
+    backup: "平台备份解密",
+    yes: "是",
+    no: "否",
+    minBids: "最少有效投标",
+    publicOpening: "公开直播",
+    amendments: "变更公告",
+    amendment: "第 {number} 次变更（{at}）",
+    amendReason: "变更原因：{reason}",
+    cancelled: "本项目已取消：{reason}",
+    toBid: "投标",
+    toHall: "进入开标大厅",
+    toManage: "管理此项目",
+    bidFields: "投标表单",
+  },
+  en: {
+    tenders: "Tenders",
+    reference: "Reference",
+    name: "Title",
+    buyer: "Buyer",
+    deadline: "Bid deadline",
+    status: "Status",
+    anyStatus: "Any status",
+    search: "Search",
+    searchHint: "Words in the title or reference",
+    countdown: "Time left",
+    noTenders: "No tender matches",
+    pageOf: "Page {page} of {pages} ({total} tenders)",
+    previous: "Previous",
+    next: "Next",
+    back: "Back to the list",
+    recipient: "Opening recipient (age)",
+    commitment: "Coefficient commitment (SHA-256)",
+    ceiling: "Ceiling price",
+    floor: "Floor price",
+    openingMode: "Decryption",
+    window: "Decryption window",
+    minutes: "{n} minutes",
+    backup: "Platform backup decryption",
+    yes: "Yes",
+    no: "No",
+    minBids: "Fewest valid bids",
+    publicOpening: "Public opening",
+    amendments: "Amendments",
+    amendment: "Amendment {number} ({at})",
+    amendReason: "Reason: {reason}",
+    cancelled: "This tender was cancelled: {reason}",
+    toBid: "Bid",
+    toHall: "Enter the opening hall",
+    toManage: "Manage this tender",
+    bidFields: "Bid form",
+  },
+});
+
+const STATUSES = ["published", "opening", "opened", "failed", "cancelled", "draft"];
+const PAGE_SIZE = 20;
+
+function query() {
+  return new URLSearchParams(location.hash.split("?")[1] ?? "");
+}
+
+async function showList({ main }) {
+  const params = query();
+  const page = Math.max(1, Number.parseInt(params.get("page") ?? "1", 10) || 1);
+  const wanted = new URLSearchParams({ page: String(page), page_size: String(PAGE_SIZE) });
+  if (params.get("q")) wanted.set("q", params.get("q"));
+  if (STATUSES.includes(params.get("status"))) wanted.set("status", params.get("status"));
+  const body = await api(`/tenders?${wanted}`);
+
+  const search = h("input", { type: "search", name: "q", maxlength: 200, value: params.get("q") ?? "" });
+  const status = h(
+    "select",
+    { name: "status" },
+    h("option", { value: "" }, t("anyStatus")),
+    ...STATUSES.map((s) => h("option", { value: s, selected: params.get("status") === s }, t(`status_${s}`))),
+  );
+  const filter = h(
+    "form",
+    { class: "filters", role: "search" },
+    field(t("search"), search, t("searchHint")),
+    field(t("status"), status),
+    h("button", { type: "submit" }, t("search")),
+  );
+  const go = (changes) => {
+    const next = new URLSearchParams({ q: search.value.trim(), status: status.value, ...changes });
+    for (const [key, value] of [...next]) if (!value || (key === "page" && value === "1")) next.delete(key);
+    location.hash = `#/${next.size ? `?${next}` : ""}`;
+  };
+  filter.addEventListener("submit", (event) => {
+    event.preventDefault();
+    go({ page: "1" });
+  });
+  status.addEventListener("change", () => go({ page: "1" }));
+
+  let listing;
+  if (body.items.length === 0) {
+    listing = h("p", {}, t("noTenders"));
+  } else {
+    const rows = body.items.map((tender) =>
+      h(
+        "tr",
+        {},
+        h("td", {}, h("a", { href: `#/tenders/${tender.id}` }, tender.reference)),
+        h("td", {}, tender.title),
+        h("td", { class: "wide" }, tender.buyer_name),
+        h("td", {}, when(tender.bid_deadline)),
+        h("td", {}, h("span", { class: `status ${tender.status}` }, t(`status_${tender.status}`))),
+      ),
+    );
+    listing = h(
+      "table",
+      { class: "tenders" },
+      h("thead", {}, h("tr", {}, ...["reference", "name", "buyer", "deadline", "status"].map((k) =>
+        h("th", { scope: "col", class: k === "buyer" ? "wide" : null }, t(k))))),
+      h("tbody", {}, ...rows),
+    );
+  }
+  const pages = Math.max(1, Math.ceil(body.total / PAGE_SIZE));
+  const pager = h(
+    "nav",
+    { class: "pager", "aria-label": t("pageOf", { page, pages, total: body.total }) },
+    h("button", { type: "button", disabled: page <= 1, onclick: () => go({ page: String(page - 1) }) }, t("previous")),
+    h("span", {}, t("pageOf", { page, pages, total: body.total })),
+    h("button", { type: "button", disabled: page >= pages, onclick: () => go({ page: String(page + 1) }) }, t("next")),
+  );
+  main.replaceChildren(h("h2", {}, t("tenders")), filter, listing, pager);
+}
+
+/** The tender's facts as a definition list; shared with the pages that act on a tender. */
+export function tenderFacts(tender) {
+  const facts = [
+    ["reference", tender.reference],
+    ["buyer", tender.buyer_name],
+    ["status", t(`status_${tender.status}`)],
+    ["deadline", when(tender.bid_deadline)],
+    ["ceiling", money(tender.ceiling_price, tender.currency)],
+    ["floor", tender.floor_price ? money(tender.floor_price, tender.currency) : "—"],
+    ["openingMode", t(`mode_${tender.opening_mode}`)],
+  ];
+  if (tender.opening_mode === "bidder") {
+    facts.push(["window", t("minutes", { n: tender.decryption_window_minutes })]);
+    facts.push(["backup", t(tender.backup_decryption ? "yes" : "no")]);
+  }
+  facts.push(
+    ["minBids", String(tender.min_bids)],
+    ["publicOpening", t(tender.public_opening ? "yes" : "no")],
+    ["recipient", h("code", {}, tender.opening_recipient ?? "—")],
+    ["commitment", h("code", {}, tender.coefficient_commitment ?? "—")],
+  );
+  return h("dl", { class: "facts" }, ...facts.flatMap(([key, value]) => [h("dt", {}, t(key)), h("dd", {}, value)]));
+}
+
+/** Load a tender and set the page's clock from its server_time. */
+export async function loadTender(id) {
+  const tender = await api(`/tenders/${id}`);
+  syncClock(tender.server_time);
+  return tender;
+}
+
+/** A live countdown to the deadline on the server's clock; returns [element, stop]. */
+export function countdown(deadline) {
+  const output = h("output", { class: "countdown", "aria-live": "off" });
+  const tick = () => {
+    output.textContent = timeLeft(Date.parse(deadline) - serverNow());
+  };
+  tick();
+  const timer = setInterval(tick, 1000);
+  return [output, () => clearInterval(timer)];
+}
+
+function amendmentList(tender) {
+  if (!tender.amendments.length) return null;
+  return [
+    h("h3", {}, t("amendments")),
+    h(
+      "ol",
+      { class: "amendments" },
+      ...tender.amendments.map((amendment) =>
+        h(
+          "li",
+          {},
+          h("strong", {}, t("amendment", { number: amendment.number, at: when(amendment.amended_at) })),
+          h(
+            "ul",
+            {},
+            ...Object.entries(amendment.changes).map(([name, change]) =>
+              h("li", {}, `${name}: ${JSON.stringify(change.before)} → ${JSON.stringify(change.after)}`),
+            ),
+          ),
+          amendment.reason ? h("p", {}, t("amendReason", { reason: amendment.reason })) : null,
+        ),
+      ),
+    ),
+  ];
+}
+
+async function showTender({ main, params, user }) {
+  const tender = await loadTender(params[0]);
+  const [clock, stop] = countdown(tender.bid_deadline);
+  const actions = [];
+  if (user?.role === "bidder" && tender.status === "published") {
+    actions.push(h("a", { class: "button", href: `#/tenders/${tender.id}/bid` }, t("toBid")));
+  }
+  if (["published", "opening", "opened", "failed"].includes(tender.status)) {
+    actions.push(h("a", { class: "button", href: `#/tenders/${tender.id}/hall` }, t("toHall")));
+  }
+  if (user && (user.role === "officer" || user.role === "admin") && user.organization?.id === tender.organization.id) {
+    actions.push(h("a", { class: "button", href: `#/officer/tenders/${tender.id}` }, t("toManage")));
+  }
+  const fields = h(
+    "ul",
+    {},
+    ...tender.bid_fields.map((f) => h("li", {}, `${f.label} (${f.name}, ${f.type}${f.required ? ", *" : ""})`)),
+  );
+  main.replaceChildren(
+    h("a", { href: "#/" }, t("back")),
+    h("h2", {}, tender.title),
+    tender.status === "cancelled" ? h("p", { class: "notice error" }, t("cancelled", { reason: tender.cancel_reason })) : null,
+    h("p", { class: "countdown-line" }, `${t("countdown")}: `, clock),
+    h("div", { class: "actions" }, ...actions),
+    tenderFacts(tender),
+    h("div", { class: "description" }, tender.description),
+    h("h3", {}, t("bidFields")),
+    fields,
+    amendmentList(tender),
+  );
+  return stop;
+}
+
+export const routes = [
+  [/^\/(?:\?.*)?$/, showList],
+  [/^\/tenders\/([0-9a-f-]{36})$/, showTender],
+];
