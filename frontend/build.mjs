@@ -15,6 +15,7 @@ await build({
   outfile: "dist/app.js",
   logLevel: "warning",
 });
-for (const name of ["index.html", "app.css"]) {
+// Style sheets imported by the modules are bundled next to the script, as dist/app.css.
+for (const name of ["index.html"]) {
   await copyFile(new URL(`./src/${name}`, import.meta.url), new URL(name, out));
 }

@@ -1,6 +1,7 @@
 // The page shell: navigation by role, the language switch and the hash router. Each page
 // module exports routes: [pattern, show] pairs; show({main, params, user}) draws the page
 // and may return a function that stops its timers and sockets when the reader leaves.
+import "./app.css";
 import { forgetMe, me } from "./api.js";
 import { h, notice } from "./dom.js";
 import { t, toggleLanguage } from "./i18n.js";

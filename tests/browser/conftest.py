@@ -5,18 +5,24 @@ an opening happens by itself at the deadline, as in production. Each test user g
 browser context (cookies, storage), like a person on their own machine.
 """
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from bidding import client
 from bidding.auth import uscc
 from tests.test_serve import bidding_env, free_port
 
@@ -124,9 +130,7 @@ def browser() -> Iterator["playwright_sync.Browser"]:
 
 
 @pytest.fixture
-def new_page(
-    browser: "playwright_sync.Browser", platform: Platform
-) -> Iterator["PageFactory"]:
+def new_page(browser: "playwright_sync.Browser", platform: Platform) -> Iterator["PageFactory"]:
     """Pages in their own browser contexts, signed in as a named account or anonymous."""
     contexts: list[playwright_sync.BrowserContext] = []
 
@@ -148,9 +152,12 @@ def new_page(
         # A refused request (401 for an anonymous /me) is logged by Chromium but is no bug.
         page.on(
             "console",
-            lambda message: errors.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource")
-            else None,
+            lambda message: (
+                errors.append(message.text)
+                if message.type == "error"
+                and not message.text.startswith("Failed to load resource")
+                else None
+            ),
         )
         page.errors = errors  # type: ignore[attr-defined]
         if account is not None:
@@ -178,3 +185,61 @@ def screenshot(page: "playwright_sync.Page", name: str) -> None:
     """Keep a picture of the page for the README (docs/screenshots/NAME.png)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+# --- setting the scene through the API (what a test is not about is done the quick way) ----
+
+
+def api_token(platform: Platform, account: str) -> str:
+    """A bearer token for a named account."""
+    with client.open_client(platform.url) as http:
+        return client.sign_in(http, email=platform.accounts[account], password=PASSWORD)
+
+
+def api_call(platform: Platform, account: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    """One API call as a named account (or anonymous); the JSON answer, asserting success."""
+    headers = {} if account is None else {"Authorization": f"Bearer {api_token(platform, account)}"}
+    with httpx.Client(base_url=f"{platform.url}/api/v1", headers=headers, timeout=30) as http:
+        response = http.request(method, path, **kwargs)
+    assert response.is_success, response.text
+    return response.json() if response.content else None
+
+
+def published_tender(
+    platform: Platform, officer: str, *, seconds: float = 3600, **overrides: Any
+) -> dict[str, Any]:
+    """A published tender whose deadline is `seconds` from now (lowest price unless told)."""
+    deadline = datetime.now(UTC) + timedelta(seconds=seconds)
+    body: dict[str, Any] = {
+        "reference": f"BT-{uuid.uuid4().hex[:10]}",
+        "title": "Road resurfacing, lot 3",
+        "description": "Resurface 12 km of the county road.",
+        "buyer_name": "County Transport Bureau",
+        "ceiling_price": "5000000.00",
+        "bid_deadline": deadline.isoformat(),
+        "scoring": {"method": "lowest_price"},
+        "min_bids": 1,
+        "bid_fields": [{"name": "price", "label": "Price", "type": "decimal"}],
+        **overrides,
+    }
+    tender = api_call(platform, officer, "POST", "/tenders", json=body)
+    return api_call(platform, officer, "POST", f"/tenders/{tender['id']}/publish")  # type: ignore[no-any-return]
+
+
+def submitted_bid(
+    platform: Platform, bidder: str, tender: dict[str, Any], form: dict[str, Any], tmp: Path
+) -> dict[str, Any]:
+    """A bid sealed and submitted with the platform's own client, as `bidding submit` does."""
+    form_path = tmp / f"{bidder}-{tender['id']}.json"
+    form_path.write_text(json.dumps(form))
+    token = api_token(platform, bidder)
+    with client.open_client(platform.url) as http:
+        sealed = client.prepare_bid(http, tender_id=tender["id"], form_path=form_path, token=token)
+        submission = client.submit(
+            http,
+            tender_id=tender["id"],
+            sealed=sealed,
+            token=token,
+            idempotency_key=uuid.uuid4().hex,
+        )
+    return submission.receipt
