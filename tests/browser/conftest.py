@@ -113,7 +113,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         log.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope: while sync Playwright runs, its event loop is the thread's running loop, which
+# the suite's async tests elsewhere need; it must be gone before the next module's tests.
+@pytest.fixture(scope="module")
 def browser() -> Iterator["playwright_sync.Browser"]:
     """Headless Chromium; under CI a missing browser fails the run instead of skipping."""
     if shutil.which(CHROMIUM) is None and not Path(CHROMIUM).is_file():
