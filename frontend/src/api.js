@@ -19,14 +19,26 @@ export function csrfToken() {
   return match ? decodeURIComponent(match[1]) : null;
 }
 
-/** The {detail} of an error answer as one line; a validation error names the fields. */
+/** The {detail} of an error answer as one line; a validation error names every field. */
 export function describe(status, body) {
-  if (body && Array.isArray(body.detail)) {
-    return body.detail
-      .map((item) => `${(item.loc ?? []).filter((p) => p !== "body").join(".")}: ${item.msg}`)
-      .join("; ");
+  if (body && Array.isArray(body.errors) && body.errors.length > 1) {
+    return body.errors.map((item) => `${item.field}: ${item.message}`).join("; ");
   }
-  return (body && body.detail) || t("requestFailed", { status });
+  return (typeof body?.detail === "string" && body.detail) || t("requestFailed", { status });
+}
+
+/**
+ * A 422's problems by field, without the "body." prefix: {"floor_price": "must not be …"}.
+ * The API lists them as errors: [{field: "body.floor_price", message}].
+ */
+export function fieldErrors(error) {
+  const problems = {};
+  for (const item of error?.body?.errors ?? []) {
+    const name = String(item.field ?? "").replace(/^body\./, "");
+    problems[name] ??= item.message;
+  }
+  if (error?.body?.field && !Object.keys(problems).length) problems[error.body.field] = error.message;
+  return problems;
 }
 
 /** Call the API; JSON in (json) or any body (body), JSON out; throws ApiError on refusal. */

@@ -41,6 +41,7 @@ addTexts({
     toHall: "进入开标大厅",
     toManage: "管理此项目",
     bidFields: "投标表单",
+    descriptionChanged: "项目说明已修改（查看新说明）",
   },
   en: {
     tenders: "Tenders",
@@ -78,6 +79,7 @@ addTexts({
     toHall: "Enter the opening hall",
     toManage: "Manage this tender",
     bidFields: "Bid form",
+    descriptionChanged: "Description changed (show the new text)",
   },
 });
 
@@ -197,6 +199,17 @@ export function countdown(deadline) {
   return [output, () => clearInterval(timer)];
 }
 
+/** One amended field: deadlines in the reader's time, a new description in full. */
+function amendedField(name, change) {
+  if (name === "bid_deadline") {
+    return h("li", {}, `${t("deadline")}: ${when(change.from)} → ${when(change.to)}`);
+  }
+  if (name === "description") {
+    return h("li", {}, h("details", {}, h("summary", {}, t("descriptionChanged")), h("p", { class: "description" }, change.to)));
+  }
+  return h("li", {}, `${name}: ${change.from} → ${change.to}`);
+}
+
 function amendmentList(tender) {
   if (!tender.amendments.length) return null;
   return [
@@ -212,9 +225,7 @@ function amendmentList(tender) {
           h(
             "ul",
             {},
-            ...Object.entries(amendment.changes).map(([name, change]) =>
-              h("li", {}, `${name}: ${JSON.stringify(change.before)} → ${JSON.stringify(change.after)}`),
-            ),
+            ...Object.entries(amendment.changes).map(([name, change]) => amendedField(name, change)),
           ),
           amendment.reason ? h("p", {}, t("amendReason", { reason: amendment.reason })) : null,
         ),
