@@ -25,6 +25,7 @@ class Settings(BaseSettings):
         default=None, description="base64 of 32 bytes; default: a 0600 key file in the data dir"
     )
     max_bid_bytes: int = Field(default=GIB, gt=0)
+    max_document_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     min_bidding_period_seconds: int = Field(default=60, ge=0)
     login_max_failures: int = Field(default=5, gt=0)

@@ -1,12 +1,15 @@
 """Tender HTTP endpoints: create, edit or amend, publish, cancel, list and read."""
 
 import base64
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
@@ -22,6 +25,7 @@ from bidding.tenders.blobs import BlobStore
 from bidding.tenders.dependencies import ManagedTender, VisibleTender, VisibleTenderId
 from bidding.tenders.models import Tender, TenderStatus
 from bidding.tenders.schemas import (
+    DocumentRead,
     TenderCancel,
     TenderCreate,
     TenderPage,
@@ -182,6 +186,117 @@ async def cancel_tender(
     return await _read_one(session, tender)
 
 
+# --- documents -----------------------------------------------------------------------------
+
+_DOCUMENT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "The file itself; its Content-Type is kept and served back.",
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+_READ_BLOCK = 64 * 1024
+
+
+@router.post(
+    "/{tender_id}/documents",
+    status_code=201,
+    openapi_extra=_DOCUMENT_BODY,
+    responses=_MANAGE | {413: {"description": "too large"}},
+)
+async def add_document(
+    request: Request,
+    tender: ManagedTender,
+    officer: Officer,
+    session: Session,
+    settings: Annotated[Settings, Depends(get_settings)],
+    name: Annotated[str, Query(max_length=1000, description="the file name bidders will see")],
+    reason: Annotated[
+        str, Query(max_length=2000, description="published tenders: why it is added")
+    ] = "",
+) -> DocumentRead:
+    """Attach a document to a draft, or to a published tender before its deadline (recorded
+    as an amendment). Documents are public with the tender."""
+    clean = tenders_service.document_name(name)
+    tenders_service.check_document_allowed(tender)
+    _declared_length(request, settings.max_document_bytes, what="a document")
+    # No database connection is held while the body streams in.
+    await session.commit()
+    try:
+        upload = await uploads.receive(
+            request.stream(),
+            staging=settings.data_dir / "staging",
+            max_bytes=settings.max_document_bytes,
+            sealed=False,
+            what="a document",
+        )
+    except ClientDisconnect:
+        raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
+    blobs: BlobStore = request.app.state.blobs
+    try:
+        document = await tenders_service.add_document(
+            session=session,
+            tender=tender,
+            officer=officer,
+            name=clean,
+            content_type=tenders_service.document_type(request.headers.get("content-type")),
+            sha256=upload.sha256,
+            size=upload.size,
+            reason=reason.strip(),
+        )
+        await anyio.to_thread.run_sync(blobs.put, upload.path, upload.sha256)
+    finally:
+        upload.path.unlink(missing_ok=True)
+    return DocumentRead.model_validate(document)
+
+
+def _attachment(name: str) -> str:
+    """A Content-Disposition that keeps a Chinese file name (RFC 6266 filename*)."""
+    plain = (c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    fallback = "".join(plain)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@router.get(
+    "/{tender_id}/documents/{document_id}",
+    response_class=StreamingResponse,
+    responses=_FOUND | {200: {"content": {"application/octet-stream": {}}}},
+)
+async def read_document(
+    tender: VisibleTender, document_id: uuid.UUID, request: Request
+) -> StreamingResponse:
+    """Download a tender document; check it against the sha256 in the tender."""
+    document = next((d for d in tender.documents if d.id == document_id), None)
+    if document is None:
+        raise NotFound(f"no document {document_id}")
+    blobs: BlobStore = request.app.state.blobs
+    file = await anyio.to_thread.run_sync(blobs.open, document.sha256)
+
+    def blocks() -> Iterator[bytes]:
+        with file:
+            while block := file.read(_READ_BLOCK):
+                yield block
+
+    return StreamingResponse(
+        blocks(),
+        media_type=document.content_type,
+        headers={
+            "Content-Length": str(document.size),
+            "Content-Disposition": _attachment(document.name),
+            "ETag": f'"{document.sha256}"',
+            "X-Content-Type-Options": "nosniff",
+            # Opened in a tab by mistake, a document still runs nothing.
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+@router.delete("/{tender_id}/documents/{document_id}", status_code=204, responses=_MANAGE)
+async def remove_document(tender: ManagedTender, document_id: uuid.UUID, session: Session) -> None:
+    """Take a document off a draft."""
+    await tenders_service.remove_document(session=session, tender=tender, document_id=document_id)
+
+
 # --- sealed bids ---------------------------------------------------------------------------
 
 _BID_BODY: dict[str, Any] = {
@@ -203,7 +318,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _declared_length(request: Request, limit: int) -> None:
+def _declared_length(request: Request, limit: int, *, what: str = "a sealed bid") -> None:
     """Refuse a body whose declared length is already too large, before reading any of it."""
     declared = request.headers.get("content-length")
     if declared is None:
@@ -211,7 +326,7 @@ def _declared_length(request: Request, limit: int) -> None:
     if not (declared.isascii() and declared.isdigit()):
         raise BadRequest("Content-Length must be a non-negative integer", type="bad_length")
     if int(declared) > limit:
-        raise PayloadTooLarge(f"a sealed bid may be at most {limit} bytes", limit=limit)
+        raise PayloadTooLarge(f"{what} may be at most {limit} bytes", limit=limit)
 
 
 @router.post(

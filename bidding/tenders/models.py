@@ -87,6 +87,9 @@ class Tender(Base):
     amendments: Mapped[list["TenderAmendment"]] = relationship(
         back_populates="tender", order_by="TenderAmendment.number", lazy="selectin"
     )
+    documents: Mapped[list["TenderDocument"]] = relationship(
+        order_by="TenderDocument.uploaded_at", lazy="selectin"
+    )
 
 
 class TenderAmendment(Base):
@@ -106,6 +109,27 @@ class TenderAmendment(Base):
     amended_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     tender: Mapped[Tender] = relationship(back_populates="amendments")
+
+
+class TenderDocument(Base):
+    """A file of the tender (its conditions, drawings, a bill of quantities), public with it.
+
+    The bytes live in the blob store under their SHA-256, like sealed bids.
+    """
+
+    __tablename__ = "tender_documents"
+    __table_args__ = (UniqueConstraint("tender_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tender_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenders.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(127))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class BidStatus(enum.StrEnum):

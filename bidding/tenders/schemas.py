@@ -380,6 +380,19 @@ class AmendmentRead(BaseModel):
     amended_at: datetime
 
 
+class DocumentRead(BaseModel):
+    """A tender document: download it from /tenders/{id}/documents/{document_id}."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    content_type: str
+    size: int
+    sha256: str = Field(description="hex SHA-256 of the file, to check a download")
+    uploaded_at: datetime
+
+
 class TenderRead(BaseModel):
     """A tender as its viewers see it; the wrapped secrets never leave the server."""
 
@@ -411,6 +424,7 @@ class TenderRead(BaseModel):
     opening_recipient: str | None = Field(description="age recipient that bids are sealed to")
     coefficient_commitment: str | None = Field(description="hex SHA-256 of the coefficient seed")
     amendments: list[AmendmentRead]
+    documents: list[DocumentRead]
     server_time: datetime = Field(description="the server's clock, for countdowns")
 
 

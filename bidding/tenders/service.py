@@ -6,6 +6,8 @@ requests racing for the same tender cannot both win, and the loser is told why.
 
 import hashlib
 import os
+import re
+import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,8 +21,8 @@ from bidding.auth.models import Organization, Role, User
 from bidding.crypto import age, custody
 from bidding.crypto.custody import MasterKey
 from bidding.db import utcnow
-from bidding.errors import Conflict, Forbidden, Unprocessable
-from bidding.tenders.models import Tender, TenderAmendment, TenderStatus
+from bidding.errors import Conflict, Forbidden, NotFound, Unprocessable
+from bidding.tenders.models import Tender, TenderAmendment, TenderDocument, TenderStatus
 from bidding.tenders.schemas import (
     AMENDABLE_FIELDS,
     TenderCreate,
@@ -418,6 +420,136 @@ def _cancel_refusal(tender: Tender, now: datetime) -> Conflict | None:
             type="deadline_passed",
         )
     return None
+
+
+# --- documents -----------------------------------------------------------------------------
+
+MAX_DOCUMENTS = 50
+_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,62}/[a-z0-9][a-z0-9!#$&^_.+-]{0,62}")
+
+
+def document_name(raw: str) -> str:
+    """A document's file name as bidders will see it; Unprocessable when it cannot be one."""
+    name = unicodedata.normalize("NFC", raw).strip()
+    problem = None
+    if not name:
+        problem = "a document needs a file name"
+    elif len(name.encode("utf-8")) > 255:
+        problem = "a file name may be at most 255 bytes in UTF-8"
+    elif any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        problem = "a file name may not hold control or invisible formatting characters"
+    elif "/" in name or "\\" in name or name in (".", ".."):
+        problem = "a file name may not be a path"
+    if problem:
+        raise Unprocessable(f"name: {problem}", type="validation_error", field="name")
+    return name
+
+
+def document_type(header: str | None) -> str:
+    """The media type a document was sent as, if it is a plain one; octet-stream otherwise."""
+    kind = (header or "").split(";")[0].strip().lower()
+    return kind if _MIME.fullmatch(kind) else "application/octet-stream"
+
+
+def _document_refusal(tender: Tender, now: datetime) -> Conflict | None:
+    if tender.status not in (TenderStatus.draft, TenderStatus.published):
+        return Conflict(
+            f"a tender that is {tender.status} can no longer change its documents",
+            type="not_editable",
+        )
+    if tender.status is TenderStatus.published and tender.bid_deadline <= now:
+        return Conflict(
+            "the bid deadline has passed: the tender can no longer be amended",
+            type="deadline_passed",
+        )
+    if len(tender.documents) >= MAX_DOCUMENTS:
+        return Conflict(f"a tender may have at most {MAX_DOCUMENTS} documents", type="too_many")
+    return None
+
+
+def check_document_allowed(tender: Tender) -> None:
+    """Refuse early, before a body is read, when the tender cannot take a document now."""
+    refusal = _document_refusal(tender, utcnow())
+    if refusal is not None:
+        raise refusal
+
+
+async def add_document(
+    *,
+    session: AsyncSession,
+    tender: Tender,
+    officer: User,
+    name: str,
+    content_type: str,
+    sha256: str,
+    size: int,
+    reason: str,
+) -> TenderDocument:
+    """Attach a stored file to a draft, or to a published tender as a recorded amendment."""
+    now = utcnow()
+    tender = await _reload(session=session, tender=tender)
+    refusal = _document_refusal(tender, now)
+    if refusal is not None:
+        raise refusal
+    if any(document.name == name for document in tender.documents):
+        raise Conflict(f"the tender already has a document named {name!r}", type="name_taken")
+    # The row's version moves on, so an edit or amendment racing this one is refused.
+    written = await _compare_and_set(
+        session=session,
+        tender=tender,
+        when=[
+            Tender.updated_at == tender.updated_at,
+            or_(
+                Tender.status == TenderStatus.draft,
+                and_(Tender.status == TenderStatus.published, Tender.bid_deadline > now),
+            ),
+        ],
+        values={"updated_at": now},
+    )
+    if not written:
+        raise _changed_meanwhile()
+    document = TenderDocument(
+        tender_id=tender.id,
+        name=name,
+        content_type=content_type,
+        size=size,
+        sha256=sha256,
+        uploaded_by_id=officer.id,
+        uploaded_at=now,
+    )
+    session.add(document)
+    if tender.status is TenderStatus.published:
+        added = {"name": name, "sha256": sha256, "size": size}
+        session.add(
+            TenderAmendment(
+                tender_id=tender.id,
+                number=len(tender.amendments) + 1,
+                changes={"document_added": {"from": None, "to": added}},
+                reason=reason,
+                amended_by_id=officer.id,
+                amended_at=now,
+            )
+        )
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise _changed_meanwhile() from None
+    return document
+
+
+async def remove_document(*, session: AsyncSession, tender: Tender, document_id: uuid.UUID) -> None:
+    """Take a document off a draft; a published tender's documents stay as published."""
+    document = next((d for d in tender.documents if d.id == document_id), None)
+    if document is None:
+        raise NotFound(f"no document {document_id}")
+    if tender.status is not TenderStatus.draft:
+        raise Conflict(
+            "a published tender's documents stay as bidders saw them; "
+            "add a corrected one instead (an amendment)",
+            type="not_editable",
+        )
+    await session.delete(document)
+    await session.flush()
 
 
 # --- the tender's secrets ------------------------------------------------------------------

@@ -52,8 +52,16 @@ def _check_header(data: bytes | bytearray) -> int | None:
     return length
 
 
-async def receive(chunks: AsyncIterator[bytes], *, staging: Path, max_bytes: int) -> StagedUpload:
-    """Stream a request body into a staging file; refuse early what cannot be a sealed bid.
+async def receive(
+    chunks: AsyncIterator[bytes],
+    *,
+    staging: Path,
+    max_bytes: int,
+    sealed: bool = True,
+    what: str = "a sealed bid",
+) -> StagedUpload:
+    """Stream a request body into a staging file; refuse early what cannot be a sealed bid
+    (unless `sealed` is off: a tender's documents are plain files).
 
     On any failure, including the client going away, the staging file is removed.
     """
@@ -63,14 +71,14 @@ async def receive(chunks: AsyncIterator[bytes], *, staging: Path, max_bytes: int
     digest = hashlib.sha256()
     size = 0
     prefix = bytearray()
-    header_length: int | None = None
+    header_length: int | None = None if sealed else 0
     try:
         try:
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
                     raise PayloadTooLarge(
-                        f"a sealed bid may be at most {max_bytes} bytes", limit=max_bytes
+                        f"{what} may be at most {max_bytes} bytes", limit=max_bytes
                     )
                 if header_length is None:
                     prefix += chunk
@@ -81,10 +89,11 @@ async def receive(chunks: AsyncIterator[bytes], *, staging: Path, max_bytes: int
                 view = memoryview(chunk)
                 while view:
                     view = view[os.write(fd, view) :]
-            if header_length is None:
-                raise _not_sealed("the body ends before the age header does")
-            if size < header_length + _MIN_PAYLOAD:
-                raise _not_sealed("the file is truncated after its header")
+            if sealed:
+                if header_length is None:
+                    raise _not_sealed("the body ends before the age header does")
+                if size < header_length + _MIN_PAYLOAD:
+                    raise _not_sealed("the file is truncated after its header")
             await anyio.to_thread.run_sync(os.fsync, fd)
         finally:
             os.close(fd)
