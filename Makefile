@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(STAMP) $(FRONTEND)
 	$(BIN)/ruff format --check bidding tests bench alembic
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The pictures in the README: the browser tests, keeping what they see.
+screenshots: $(STAMP) $(FRONTEND)
+	BIDDING_SCREENSHOTS=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/browser
 
 bench: $(STAMP)
 	$(BIN)/python bench/unseal.py

@@ -3,6 +3,7 @@
 import { api, serverNow, syncClock } from "./api.js";
 import { field, h, money, timeLeft, when } from "./dom.js";
 import { addTexts, t } from "./i18n.js";
+import { documentsPanel } from "./documents.js";
 
 addTexts({
   "zh-CN": {
@@ -42,6 +43,7 @@ addTexts({
     toManage: "管理此项目",
     bidFields: "投标表单",
     descriptionChanged: "项目说明已修改（查看新说明）",
+    documentAdded: "新增文件：{name}",
   },
   en: {
     tenders: "Tenders",
@@ -80,6 +82,7 @@ addTexts({
     toManage: "Manage this tender",
     bidFields: "Bid form",
     descriptionChanged: "Description changed (show the new text)",
+    documentAdded: "Document added: {name}",
   },
 });
 
@@ -204,6 +207,9 @@ function amendedField(name, change) {
   if (name === "bid_deadline") {
     return h("li", {}, `${t("deadline")}: ${when(change.from)} → ${when(change.to)}`);
   }
+  if (name === "document_added") {
+    return h("li", {}, t("documentAdded", { name: change.to.name }), " ", h("code", {}, change.to.sha256.slice(0, 16) + "…"));
+  }
   if (name === "description") {
     return h("li", {}, h("details", {}, h("summary", {}, t("descriptionChanged")), h("p", { class: "description" }, change.to)));
   }
@@ -252,7 +258,7 @@ async function showTender({ main, params, user }) {
     {},
     ...tender.bid_fields.map((f) => h("li", {}, `${f.label} (${f.name}, ${f.type}${f.required ? ", *" : ""})`)),
   );
-  main.replaceChildren(
+  const parts = [
     h("a", { href: "#/" }, t("back")),
     h("h2", {}, tender.title),
     tender.status === "cancelled" ? h("p", { class: "notice error" }, t("cancelled", { reason: tender.cancel_reason })) : null,
@@ -260,10 +266,12 @@ async function showTender({ main, params, user }) {
     h("div", { class: "actions" }, ...actions),
     tenderFacts(tender),
     h("div", { class: "description" }, tender.description),
+    documentsPanel(tender),
     h("h3", {}, t("bidFields")),
     fields,
     amendmentList(tender),
-  );
+  ];
+  main.replaceChildren(...parts.flat().filter(Boolean));
   return stop;
 }
 
