@@ -5,7 +5,7 @@
 import "./hall.css";
 import { ApiError, api, serverNow, syncClock } from "./api.js";
 import { download, field, h, money, notice, when } from "./dom.js";
-import { addTexts, currentLanguage, t } from "./i18n.js";
+import { addTexts, currentLanguage, has, t } from "./i18n.js";
 import { countdown, loadTender, tenderFacts } from "./public.js";
 import { priceChart } from "./chart.js";
 
@@ -320,11 +320,24 @@ async function sha256(data) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", data));
 }
 
+/** A reason code in words; a code this page does not know yet is shown as it is. */
+function reason(code) {
+  return has(`hall_reason_${code}`) ? t(`hall_reason_${code}`) : String(code);
+}
+
+/** Close a socket, also one still connecting (closing that would log an error). */
+function closeSocket(socket, code, why) {
+  if (socket.readyState === WebSocket.CONNECTING) {
+    socket.addEventListener("open", () => socket.close(code, why));
+  } else {
+    socket.close(code, why);
+  }
+}
+
 /** What the page says about an event, in the reader's language. */
 function describeEvent(event, tender) {
   const d = event.data ?? {};
   const currency = tender.currency;
-  const reason = (code) => t(`hall_reason_${code}`);
   switch (event.type) {
     case "opening.started":
       return t("hall_event_opening_started", { deadline: when(d.bid_deadline) });
@@ -481,7 +494,8 @@ async function showHall({ main, params, user }) {
   const objectionItems = new Map(); // objection_id -> {item, answerSlot, form}
 
   // Timeline.
-  const timeline = h("ol", { class: "timeline", reversed: true, "aria-labelledby": "hall-timeline" });
+  // Focusable, so that a keyboard scrolls it; newest first, so the latest is in view.
+  const timeline = h("ol", { class: "timeline", reversed: true, tabindex: "0", "aria-labelledby": "hall-timeline" });
   const timelineEmpty = h("p", { class: "hint" }, t("hall_timelineEmpty"));
 
   main.replaceChildren(
@@ -608,18 +622,18 @@ async function showHall({ main, params, user }) {
     if (!outcome) return h("span", { class: "bid-status sealed" }, t("hall_sealed"));
     const d = outcome.data;
     if (outcome.type === "bid.decrypted") {
-      const key = d.via ? `hall_decryptedBy_${d.via}` : "hall_decrypted";
+      const key = ["bidder", "backup"].includes(d.via) ? `hall_decryptedBy_${d.via}` : "hall_decrypted";
       return h("span", { class: "bid-status decrypted" }, t(key));
     }
     if (outcome.type === "bid.rejected") {
       return h(
         "span",
         { class: "bid-status rejected" },
-        t("hall_rejected", { reason: t(`hall_reason_${d.reason}`) }),
+        t("hall_rejected", { reason: reason(d.reason) }),
         d.detail ? h("small", { class: "detail" }, d.detail) : null,
       );
     }
-    return h("span", { class: "bid-status withdrawn" }, t("hall_withdrawn", { reason: t(`hall_reason_${d.reason}`) }));
+    return h("span", { class: "bid-status withdrawn" }, t("hall_withdrawn", { reason: reason(d.reason) }));
   }
 
   function otherFields(outcome) {
@@ -1158,6 +1172,7 @@ async function showHall({ main, params, user }) {
     const opened = new WebSocket(liveUrl(id, state.last));
     socket = opened;
     opened.addEventListener("open", () => {
+      if (opened !== socket) return; // given up on already
       // A first message at once: an unsigned watcher of a closed opening is refused now
       // (4401) instead of after the room's wait for a token.
       opened.send(JSON.stringify({ type: "ping" }));
@@ -1247,7 +1262,7 @@ async function showHall({ main, params, user }) {
     socket = null;
     clearTimeout(silenceTimer);
     welcomed = false;
-    if (current) current.close(4000, "resuming");
+    if (current) closeSocket(current, 4000, "resuming");
     if (!dropped) {
       dropped = true;
       showBanner(text);
@@ -1332,7 +1347,7 @@ async function showHall({ main, params, user }) {
     stopCountdown();
     window.removeEventListener("online", online);
     window.removeEventListener("offline", offline);
-    if (socket) socket.close(1000, "leaving");
+    if (socket) closeSocket(socket, 1000, "leaving");
     socket = null;
     if (mainLive === null) main.removeAttribute("aria-live");
     else main.setAttribute("aria-live", mainLive);
