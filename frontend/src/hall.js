@@ -1327,10 +1327,7 @@ async function showHall({ main, params, user }) {
   });
 
   // --- start -------------------------------------------------------------------------------
-  // The whole page would be read out at every event: the hall speaks through its own
-  // status region instead, a sentence at a time.
-  const mainLive = main.getAttribute("aria-live");
-  main.setAttribute("aria-live", "off");
+  // The hall speaks through its own status region, a sentence at a time.
   drawStatus();
   drawAttendance();
   drawActions();
@@ -1349,8 +1346,6 @@ async function showHall({ main, params, user }) {
     window.removeEventListener("offline", offline);
     if (socket) closeSocket(socket, 1000, "leaving");
     socket = null;
-    if (mainLive === null) main.removeAttribute("aria-live");
-    else main.setAttribute("aria-live", mainLive);
   };
 }
 

@@ -178,10 +178,11 @@ PageFactory = object  # the callable new_page yields: (account=None, *, width, h
 def sign_in(page: "playwright_sync.Page", email: str) -> None:
     """Sign in through the sign-in page, as a person would."""
     page.goto("/#/sign-in")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("button", name="Sign out").wait_for()
+    # By the fields' names, so that it works in either language.
+    page.locator("input[name=email]").fill(email)
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("form button[type=submit]").click()
+    page.locator("#sign-out").wait_for()
 
 
 def screenshot(page: "playwright_sync.Page", name: str) -> None:
