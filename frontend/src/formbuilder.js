@@ -143,7 +143,11 @@ export function bidFieldsTable(fields) {
     h(
       "table",
       { class: "off-fields-table" },
-      h("thead", {}, h("tr", {}, ...heads.map((key) => h("th", { scope: "col" }, t(key))))),
+      h(
+        "thead",
+        {},
+        h("tr", {}, ...heads.map((key) => h("th", { scope: "col", class: key.endsWith("Min") || key.endsWith("Max") ? "number" : null }, t(key)))),
+      ),
       h(
         "tbody",
         {},

@@ -93,6 +93,7 @@ addTexts({
     off_otherOrg: "此项目属于{org}，只有该单位的招标人可以管理。",
     off_cancelledBecause: "已取消，原因：{reason}",
     off_summary: "请修改以下 {n} 处：",
+    off_problemAt: "{what}：{text}",
     off_errRequired: "必填",
     off_errMoney: "填写金额，例如 1234.50（最多两位小数）",
     off_errPositive: "必须大于 0",
@@ -186,7 +187,8 @@ addTexts({
     off_readOnly: "This tender is {status}: it can no longer be changed.",
     off_otherOrg: "This tender belongs to {org}; only its officers can manage it.",
     off_cancelledBecause: "Cancelled: {reason}",
-    off_summary: "Please correct {n}:",
+    off_summary: "Please correct the following ({n}):",
+    off_problemAt: "{what}: {text}",
     off_errRequired: "Required",
     off_errMoney: "Write an amount such as 1234.50, with at most two decimals",
     off_errPositive: "Must be above 0",
@@ -238,7 +240,7 @@ function zoneName() {
   const sign = offset >= 0 ? "+" : "-";
   const utc = `UTC${sign}${pad(Math.floor(Math.abs(offset) / 60))}:${pad(Math.abs(offset) % 60)}`;
   const name = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  return name ? `${name}, ${utc}` : utc;
+  return name && !/^(Etc\/)?UTC$/.test(name) ? `${name}, ${utc}` : utc;
 }
 
 /** An amount in cents, exactly (no floating point), for comparing two amounts. */
@@ -314,12 +316,12 @@ function problemsArea() {
   const show = (problems, { focus = true } = {}) => {
     clear();
     const items = problems.map(([control, text, path]) => {
-      if (!control) return h("li", {}, path ? `${path}: ${text}` : text);
+      if (!control) return h("li", {}, path ? t("off_problemAt", { what: path, text }) : text);
       mark(control, text);
       return h(
         "li",
         {},
-        h("button", { type: "button", class: "off-link", onclick: () => control.focus() }, `${describeControl(control)}: ${text}`),
+        h("button", { type: "button", class: "off-link", onclick: () => control.focus() }, t("off_problemAt", { what: describeControl(control), text })),
       );
     });
     summary.replaceChildren(h("p", { class: "off-summary-title" }, t("off_summary", { n: problems.length })), h("ul", {}, ...items));

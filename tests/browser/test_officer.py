@@ -2,6 +2,7 @@
 amendments, cancellation, refusals shown at the field, and who may use it."""
 
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -299,6 +300,24 @@ class TestPublished:
         assert page.get_by_label("Ceiling price").count() == 0
         assert page.errors == []
 
+    def test_after_the_deadline_the_tender_is_read_only_with_a_way_to_the_hall(
+        self, new_page, platform: Platform, officer: str
+    ) -> None:
+        tender = published_tender(platform, officer, seconds=2, min_bids=1)
+        for _ in range(100):  # the scheduler opens it at the deadline; no bid, so it fails
+            if api_call(platform, None, "GET", f"/tenders/{tender['id']}")["status"] == "failed":
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the opening did not happen")
+        page = open_as(new_page, officer, f"/officer/tenders/{tender['id']}")
+        page.get_by_text("it can no longer be changed").wait_for()
+        assert page.get_by_role("button", name="Publish amendment").count() == 0
+        assert page.get_by_role("button", name="Cancel tender").count() == 0
+        assert page.errors == []
+        page.get_by_role("link", name="Enter the opening hall").click()
+        assert page.url.endswith(f"#/tenders/{tender['id']}/hall")
+
 
 class TestConsole:
     def test_the_console_lists_the_organizations_tenders_with_drafts(
@@ -343,6 +362,7 @@ class TestConsole:
         page.get_by_role("button", name="Sign in").click()
         page.get_by_role("link", name="New tender").wait_for()
         assert page.url.endswith("#/officer")
+        assert page.errors == []
 
     def test_the_formula_speaks_chinese(self, new_page, platform: Platform, officer: str) -> None:
         page = open_as(new_page, officer, "/officer/new")
