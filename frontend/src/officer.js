@@ -737,14 +737,17 @@ function liveDocuments(tender, { manage, onFresh = () => {} }) {
   return holder;
 }
 
+/** Show the notice left for this page; a moment after drawing, so its live region speaks. */
 function takeFlash(messages) {
-  if (flash) messages.replaceChildren(notice(flash, "ok"));
+  const text = flash;
   flash = null;
+  if (text) setTimeout(() => messages.replaceChildren(notice(text, "ok")), 50);
+  return Boolean(text);
 }
 
 /** The new-tender page and a draft's page: the whole form, publication, cancellation. */
 function showDraftEditor(main, tender, user) {
-  const messages = h("div", { class: "off-messages" });
+  const messages = h("div", { class: "off-messages", "aria-live": "polite" });
   const problems = problemsArea();
   const form = tenderForm(tender, user);
   const saveButton = h("button", { type: "submit" }, t(tender ? "off_saveDraft" : "off_createDraft"));
@@ -1017,7 +1020,7 @@ function showTenderPage(main, tender, user) {
     showDraftEditor(main, tender, user);
     return;
   }
-  const messages = h("div", { class: "off-messages" });
+  const messages = h("div", { class: "off-messages", "aria-live": "polite" });
   const parts = [];
   if (!manages) {
     parts.push(notice(t("off_otherOrg", { org: tender.organization.name }), "info"));
@@ -1041,8 +1044,7 @@ function showTenderPage(main, tender, user) {
   if (amendable) parts.push(cancelSection(main, tender, user));
   const title = heading(tender.title);
   place(main, h("a", { href: "#/officer" }, t("off_back")), title, statusLine(tender), messages, ...parts);
-  takeFlash(messages);
-  if (messages.childElementCount) title.focus();
+  if (takeFlash(messages)) title.focus();
 }
 
 async function showNew({ main, user }) {

@@ -177,6 +177,8 @@ class TestDrafts:
             page.get_by_role("button", name="Add a field").click()
             page.locator("fieldset.off-bid-field").last.get_by_label("Name").fill(name)
         page.locator("fieldset.off-bid-field").last.get_by_label("Type").select_option("text")
+        # A text field has no bounds to set.
+        assert page.locator("fieldset.off-bid-field").last.get_by_label("Minimum").is_hidden()
         page.get_by_role("button", name="Move field notes up").click()
         # The focus stays on the button that moved the field, so it can be pressed again.
         page.keyboard.press("Enter")
