@@ -622,6 +622,11 @@ function tenderForm(tender, user) {
     public_opening: publicOpening,
   };
 
+  // The window and backup belong to bidder mode; otherwise they are left as they are.
+  const bidderMode = () =>
+    mode() === "bidder"
+      ? { decryption_window_minutes: wholeOrText(windowMinutes.value), backup_decryption: backup.checked }
+      : {};
   const collect = () => ({
     reference: reference.value.trim(),
     title: title.value.trim(),
@@ -632,8 +637,7 @@ function tenderForm(tender, user) {
     floor_price: floor.value.trim() || null,
     bid_deadline: fromLocalInput(deadline.value),
     opening_mode: mode(),
-    decryption_window_minutes: wholeOrText(windowMinutes.value),
-    backup_decryption: backup.checked,
+    ...bidderMode(),
     min_bids: wholeOrText(minBids.value),
     public_opening: publicOpening.checked,
     scoring: scoring.value(),

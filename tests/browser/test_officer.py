@@ -168,11 +168,16 @@ class TestDrafts:
         assert re.fullmatch(r"[0-9a-f]{64}", published["coefficient_commitment"])
         assert page.errors == []
 
-    def test_moving_a_field_keeps_the_order_the_officer_chose(
+    def test_bidder_decryption_and_fields_in_the_order_the_officer_chose(
         self, new_page, platform: Platform, officer: str
     ) -> None:
         page = open_as(new_page, officer, "/officer/new")
         fill_basics(page, reference(), ceiling="100000")
+        window = page.get_by_label("Decryption window (minutes)")
+        assert window.is_hidden()  # platform decryption has no window
+        page.get_by_label("Bidders decrypt online").check()
+        window.fill("45")
+        page.get_by_label("Platform backup decryption").check()
         for name in ("warranty_years", "notes"):
             page.get_by_role("button", name="Add a field").click()
             page.locator("fieldset.off-bid-field").last.get_by_label("Name").fill(name)
@@ -187,6 +192,11 @@ class TestDrafts:
         page.get_by_text("Draft created.").wait_for()
         tender_id = page.url.rsplit("/", 1)[1]
         stored = api_call(platform, officer, "GET", f"/tenders/{tender_id}")
+        assert (
+            stored["opening_mode"],
+            stored["decryption_window_minutes"],
+            stored["backup_decryption"],
+        ) == ("bidder", 45, True)
         assert [(f["name"], f["type"]) for f in stored["bid_fields"]] == [
             ("notes", "text"),
             ("price", "decimal"),
@@ -233,6 +243,20 @@ class TestDrafts:
         page.get_by_role("button", name="Create draft").click()
         page.get_by_role("alert").get_by_text("already exists").wait_for()
         assert page.get_by_label("Reference").get_attribute("aria-invalid") == "true"
+        assert page.errors == []
+
+    def test_a_validation_error_of_the_platform_is_marked_at_its_field(
+        self, new_page, platform: Platform, officer: str
+    ) -> None:
+        page = open_as(new_page, officer, "/officer/new")
+        ref = reference()
+        fill_basics(page, ref, ceiling="1000000000000000")  # 16 digits: the page lets it by
+        page.get_by_role("button", name="Create draft").click()
+        page.get_by_role("alert").get_by_text("at most 15 digits").wait_for()
+        ceiling = page.get_by_label("Ceiling price")
+        assert ceiling.get_attribute("aria-invalid") == "true"
+        assert "at most 15 digits" in page.locator(".field", has=ceiling).inner_text()
+        assert ref not in own_references(platform, officer)
         assert page.errors == []
 
     def test_a_draft_is_cancelled_with_a_reason_using_the_keyboard(
