@@ -415,4 +415,8 @@ class TestConsole:
         page.goto("/#/officer")
         page.get_by_role("link", name="New tender").wait_for()
         assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        tender = published_tender(platform, officer)
+        page.goto(f"/#/officer/tenders/{tender['id']}")
+        page.get_by_role("button", name="Publish amendment").wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
         assert page.errors == []
