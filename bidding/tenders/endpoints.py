@@ -111,6 +111,9 @@ async def list_tenders(
     q: Annotated[
         str | None, Query(max_length=200, description="words in the title or reference")
     ] = None,
+    organization_id: Annotated[
+        uuid.UUID | None, Query(description="only the tenders this organization runs")
+    ] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> TenderPage:
@@ -120,6 +123,7 @@ async def list_tenders(
         viewer=viewer,
         status=status,
         text=q.strip() if q else None,
+        organization_id=organization_id,
         page=page,
         page_size=page_size,
     )

@@ -75,6 +75,7 @@ async def search(
     viewer: User | None,
     status: TenderStatus | None = None,
     text: str | None = None,
+    organization_id: uuid.UUID | None = None,
     page: int = 1,
     page_size: int = 20,
 ) -> tuple[list[Tender], int]:
@@ -82,6 +83,8 @@ async def search(
     conditions = [visible_to(viewer)]
     if status is not None:
         conditions.append(Tender.status == status)
+    if organization_id is not None:
+        conditions.append(Tender.organization_id == organization_id)
     if text:
         # autoescape: a search for "%" or "_" means those characters, not wildcards.
         conditions.append(

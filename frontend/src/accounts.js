@@ -76,8 +76,8 @@ function formPage(main, title, controls, submitText, submit, footer) {
       button.disabled = false;
     }
   });
+  form.querySelector("input")?.setAttribute("autofocus", "");
   main.replaceChildren(h("h2", {}, title), message, form, footer);
-  form.querySelector("input")?.focus();
 }
 
 function showSignIn({ main }) {

@@ -80,9 +80,16 @@ export function documentsPanel(tender, { manage = false, changed = () => {} } = 
               {
                 type: "button",
                 class: "secondary",
-                onclick: async () => {
-                  await api(`/tenders/${tender.id}/documents/${document.id}`, { method: "DELETE" });
-                  changed();
+                onclick: async (event) => {
+                  const button = event.currentTarget;
+                  button.disabled = true;
+                  try {
+                    await api(`/tenders/${tender.id}/documents/${document.id}`, { method: "DELETE" });
+                    changed();
+                  } catch (error) {
+                    section.append(notice(error.message, "error"));
+                    button.disabled = false;
+                  }
                 },
               },
               t("doc_remove", { name: document.name }),

@@ -39,7 +39,12 @@ function drawNavigation(user) {
   navigation.replaceChildren(...links, h("span", { class: "spacer" }), ...account);
 }
 
+let drawing = 0;
+
 export async function route() {
+  // A slow page must not draw over the one the reader has moved on to: each page is drawn
+  // aside and shown only if it is still the one wanted.
+  const mine = ++drawing;
   if (leave) {
     try {
       leave();
@@ -53,20 +58,29 @@ export async function route() {
   document.getElementById("skip").textContent = t("skip");
   const path = location.hash.replace(/^#/, "") || "/";
   main.replaceChildren(h("p", {}, t("loading")));
+  const page = h("div", { class: "page" });
   try {
     const user = await me();
+    if (mine !== drawing) return;
     drawNavigation(user);
-    for (const [pattern, show] of ROUTES) {
-      const match = path.match(pattern);
-      if (match) {
-        leave = (await show({ main, params: match.slice(1), user, groups: match.groups ?? {} })) ?? null;
+    const found = ROUTES.find(([pattern]) => pattern.test(path));
+    if (found) {
+      const [pattern, show] = found;
+      const stop = (await show({ main: page, params: path.match(pattern).slice(1), user })) ?? null;
+      if (mine !== drawing) {
+        stop?.();
         return;
       }
+      leave = stop;
+    } else {
+      page.replaceChildren(h("h2", {}, t("notFound")));
     }
-    main.replaceChildren(h("h2", {}, t("notFound")));
   } catch (error) {
-    main.replaceChildren(notice(error.message, "error"));
+    if (mine !== drawing) return;
+    page.replaceChildren(notice(error.message, "error"));
   }
+  main.replaceChildren(page);
+  page.querySelector("[autofocus]")?.focus();
 }
 
 /** After signing in or out: forget who we were and draw the page again. */

@@ -406,13 +406,14 @@ function admitted(main, user) {
 
 // --- the list ------------------------------------------------------------------------------
 
-/** Every tender of the organization: the API lists all visible ones, drafts of ours included. */
+/** Every tender of the organization (an admin, who has none, sees every visible one). */
 async function ownTenders(user) {
   const mine = [];
   const organization = user.organization?.id;
+  const only = organization ? `&organization_id=${organization}` : "";
   for (let page = 1; page <= 50; page += 1) {
-    const body = await api(`/tenders?page=${page}&page_size=100`);
-    mine.push(...body.items.filter((tender) => !organization || tender.organization.id === organization));
+    const body = await api(`/tenders?page=${page}&page_size=100${only}`);
+    mine.push(...body.items);
     if (page * 100 >= body.total || !body.items.length) break;
   }
   return mine;
@@ -1048,7 +1049,14 @@ function showTenderPage(main, tender, user) {
   if (amendable) parts.push(cancelSection(main, tender, user));
   const title = heading(tender.title);
   place(main, h("a", { href: "#/officer" }, t("off_back")), title, statusLine(tender), messages, ...parts);
-  if (takeFlash(messages)) title.focus();
+  if (takeFlash(messages)) focusSoon(title);
+}
+
+/** Focus now if the page is shown, else once the router shows it (autofocus). */
+function focusSoon(element) {
+  if (!element) return;
+  element.setAttribute("autofocus", "");
+  element.focus();
 }
 
 async function showNew({ main, user }) {
@@ -1072,7 +1080,7 @@ async function showManage({ main, params, user }) {
   }
   showTenderPage(main, tender, user);
   // After a draft is created the page moves here; focus the title so the reader knows where.
-  if (document.activeElement === document.body) main.querySelector(".off-heading")?.focus();
+  if (document.activeElement === document.body) focusSoon(main.querySelector(".off-heading"));
 }
 
 export const routes = [

@@ -40,6 +40,28 @@ class TestList:
         assert _references(page) == ["ZB-A", "ZB-B", "ZB-C"]
         assert page["total"] == 3 and page["page"] == 1 and page["page_size"] == 20
 
+    async def test_one_organizations_tenders_drafts_only_for_its_own(
+        self, client: httpx.AsyncClient, session: AsyncSession, cast: Cast
+    ) -> None:
+        other = cast["other_officer"].user
+        assert other is not None
+        await create_tender(session, officer=cast.author, reference="ZB-OURS-DRAFT")
+        await create_tender(
+            session, officer=cast.author, status=TenderStatus.published, reference="ZB-OURS"
+        )
+        await create_tender(
+            session, officer=other, status=TenderStatus.published, reference="ZB-THEIRS"
+        )
+        ours = str(cast.organization.id)
+        response = await client.get(
+            TENDERS, params={"organization_id": ours}, headers=cast["author"].headers
+        )
+        assert sorted(_references(response.json())) == ["ZB-OURS", "ZB-OURS-DRAFT"]
+        # Anyone may filter by organization, and still sees only what is public.
+        assert _references(await _list(client, organization_id=ours)) == ["ZB-OURS"]
+        bad = await client.get(TENDERS, params={"organization_id": "not-a-uuid"})
+        assert bad.status_code == 422
+
     async def test_paging_covers_every_tender_once(
         self, client: httpx.AsyncClient, session: AsyncSession, cast: Cast
     ) -> None:
