@@ -174,7 +174,7 @@ addTexts({
     bid_keys_download: "下载身份文件",
     bid_keys_register: "登记此密钥",
     bid_keys_register_first: "请先下载身份文件，再登记。",
-    bid_keys_registered_done: "密钥已登记。请用刚下载的身份文件完成下面的密钥验证。",
+    bid_keys_registered_done: "密钥已登记。请用刚下载的身份文件完成密钥验证。",
     bid_keys_check_title: "验证密钥",
     bid_keys_check_text: "证明您手中的身份文件能打开加密给登记密钥的内容：平台加密一个随机值给该密钥，本页用您选择的身份文件解开并回答。",
     bid_keys_check_file: "身份文件",
@@ -347,7 +347,7 @@ addTexts({
     bid_keys_download: "Download the identity file",
     bid_keys_register: "Register this key",
     bid_keys_register_first: "Download the identity file first, then register.",
-    bid_keys_registered_done: "The key is registered. Now check it below with the identity file you downloaded.",
+    bid_keys_registered_done: "The key is registered. Now check it with the identity file you downloaded.",
     bid_keys_check_title: "Check the key",
     bid_keys_check_text: "Prove that your identity file opens what is sealed to the registered key: the platform seals a random value to it, and this page opens it with the file you choose and answers.",
     bid_keys_check_file: "Identity file",
@@ -368,6 +368,11 @@ function size(count) {
   if (count < 1024 * 1024) return `${(count / 1024).toFixed(1)} KB`;
   if (count < 1024 * 1024 * 1024) return `${(count / 1024 / 1024).toFixed(1)} MB`;
   return `${(count / 1024 / 1024 / 1024).toFixed(2)} GB`;
+}
+
+/** Replace a node's children, leaving out the absent ones (replaceChildren writes "null"). */
+function put(node, ...children) {
+  node.replaceChildren(...children.filter((child) => child !== null && child !== undefined && child !== false));
 }
 
 function grouped(count) {
@@ -543,7 +548,7 @@ async function showBid({ main, params, user }) {
       const rows = [
         ["bid_version", String(bid.version)],
         ["bid_sha256", h("code", {}, bid.sha256)],
-        ["bid_size", `${size(bid.size)} (${grouped(bid.size)} B)`],
+        ["bid_size", bid.size < 1024 ? `${bid.size} B` : `${size(bid.size)} (${grouped(bid.size)} B)`],
         ["bid_received", when(bid.received_at)],
         ["bid_status", t(`bid_status_${bid.status}`)],
       ];
@@ -940,7 +945,7 @@ async function showBid({ main, params, user }) {
           ? t(error.key, { ...error.values, status: t(`status_${error.values.status ?? tender.status}`) })
           : t("bid_seal_failed", { reason: errorText(error) });
         const keyProblem = refusal && ["bid_refuse_no_key", "bid_refuse_unverified"].includes(error.key);
-        message.replaceChildren(notice(text, "error"), keyProblem ? h("p", {}, keysLink()) : null);
+        put(message, notice(text, "error"), keyProblem ? h("p", {}, keysLink()) : null);
         return;
       }
       await send();
@@ -1110,7 +1115,8 @@ async function showBid({ main, params, user }) {
         revealBox.replaceChildren(title, h("div", { class: "outcome" }, outcomeNotice(outcome)), hall);
       } catch (error) {
         const tries = error instanceof ApiError ? error.body?.tries_left : undefined;
-        message.replaceChildren(
+        put(
+          message,
           notice(t("bid_reveal_refused", { reason: errorText(error) }), "error"),
           tries !== undefined ? h("p", {}, t("bid_reveal_tries", { n: tries })) : null,
         );
@@ -1134,7 +1140,7 @@ async function showBid({ main, params, user }) {
   const savedBox = savedReceiptBox();
 
   async function draw() {
-    facts.replaceChildren(h("h3", {}, t("bid_facts")), tenderFacts(tender));
+    facts.replaceChildren(tenderFacts(tender));
     drawForm();
     await refreshMine();
     revealBox.hidden = !(tender.opening_mode === "bidder" && tender.status === "opening");
@@ -1148,12 +1154,12 @@ async function showBid({ main, params, user }) {
       h("a", { href: `#/tenders/${tender.id}` }, t("bid_back")),
       h("h2", {}, t("bid_title", { title: tender.title })),
       h("p", { class: "countdown-line" }, `${t("countdown")}: `, clock),
+      h("details", { class: "card facts-box", open: true }, h("summary", {}, t("bid_facts")), facts),
       revealBox,
       mineBox,
       receiptBox,
       formBox,
       savedBox,
-      h("details", { class: "card" }, h("summary", {}, t("bid_facts")), facts),
     ),
   );
   await draw();
@@ -1303,9 +1309,8 @@ async function showKeys({ main, user }) {
           try {
             await api("/me/keys", { method: "PUT", json: { recipient } });
             await refresh();
-            message.replaceChildren(notice(t("bid_keys_registered_done"), "ok"));
-            made.replaceChildren();
-            drawCheck();
+            drawGenerate();
+            drawCheck(notice(t("bid_keys_registered_done"), "ok"));
             checkBox.querySelector("input")?.focus();
           } catch (error) {
             message.replaceChildren(notice(t("bid_failed", { reason: errorText(error) }), "error"));
@@ -1326,7 +1331,8 @@ async function showKeys({ main, user }) {
         generate.disabled = false;
       }
     });
-    generateBox.replaceChildren(
+    put(
+      generateBox,
       h("h3", { id: "bid-keys-generate-title" }, t("bid_keys_generate_title")),
       keys.current ? notice(t("bid_keys_replace_warning")) : null,
       h("div", { class: "actions" }, generate),
@@ -1335,7 +1341,7 @@ async function showKeys({ main, user }) {
     );
   }
 
-  function drawCheck() {
+  function drawCheck(intro = null) {
     if (!keys.current) {
       checkBox.hidden = true;
       return;
@@ -1364,6 +1370,7 @@ async function showKeys({ main, user }) {
         const answer = await sealing.unsealText(sealing.fromBase64(challenge), identity);
         await api("/me/keys/challenge/answer", { method: "POST", json: { answer } });
         await refresh();
+        checkBox.querySelector(".notice.ok")?.remove(); // "registered, now check it" is done
         message.replaceChildren(notice(t("bid_keys_check_ok"), "ok"));
       } catch (error) {
         message.replaceChildren(notice(t("bid_keys_check_failed", { reason: errorText(error) }), "error"));
@@ -1371,8 +1378,10 @@ async function showKeys({ main, user }) {
         button.disabled = false;
       }
     });
-    checkBox.replaceChildren(
+    put(
+      checkBox,
       h("h3", { id: "bid-keys-check-title" }, t("bid_keys_check_title")),
+      intro,
       h("p", { class: "lead" }, t("bid_keys_check_text")),
       form,
     );

@@ -7,7 +7,7 @@ import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } fro
 import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
-import { zipSync } from "fflate";
+import { deflateSync, zipSync } from "fflate";
 
 // --- limits of the opening (bidding/opening/forms.py) ---------------------------------------
 
@@ -219,19 +219,38 @@ function zipEntries(zip) {
 }
 
 /**
+ * Whether deflating a document is worth its time: samples from its start, middle and end are
+ * tried quickly, so scans, images and office files, compressed already, are stored as they are.
+ */
+function worthDeflating(bytes) {
+  const sample = 256 * 1024;
+  if (bytes.length <= 4 * sample) return true;
+  let raw = 0;
+  let packed = 0;
+  for (const at of [0, Math.floor(bytes.length / 2), bytes.length - sample]) {
+    const part = bytes.subarray(at, at + sample);
+    raw += part.length;
+    packed += deflateSync(part, { level: 1 }).length;
+  }
+  return packed < raw * 0.9;
+}
+
+/**
  * The bid as it is sealed: the form's canonical JSON, or, with documents ([{name, bytes}]), a
- * ZIP of bid.json at its root and attachments/<name>. A document that deflates beyond the
- * ratio the opening takes for a zip bomb is stored instead.
+ * ZIP of bid.json at its root and attachments/<name>. A document compressed already is stored;
+ * one that deflates beyond the ratio the opening takes for a zip bomb is stored too.
  */
 export function buildPlaintext(form, documents = []) {
   const data = canonicalBytes(form);
   if (!documents.length) return data;
-  const stored = new Set();
+  const deflated = new Set(
+    documents.filter((document) => worthDeflating(document.bytes)).map((document) => ATTACHMENTS_FOLDER + document.name),
+  );
   for (;;) {
     const entries = { [BID_FORM_NAME]: data };
     for (const document of documents) {
       const name = ATTACHMENTS_FOLDER + document.name;
-      entries[name] = [document.bytes, { level: stored.has(name) ? 0 : 6 }];
+      entries[name] = [document.bytes, { level: deflated.has(name) ? 6 : 0 }];
     }
     const zip = zipSync(entries);
     const tooCompressible = zipEntries(zip).filter(
@@ -239,7 +258,7 @@ export function buildPlaintext(form, documents = []) {
         entry.size > RATIO_CHECKED_ABOVE_BYTES && entry.size > entry.compressed * MAX_COMPRESSION_RATIO,
     );
     if (!tooCompressible.length) return zip;
-    for (const entry of tooCompressible) stored.add(entry.name);
+    for (const entry of tooCompressible) deflated.delete(entry.name);
   }
 }
 
@@ -288,13 +307,11 @@ export async function seal(plaintext, recipients, onProgress) {
   );
   const sealed = await encrypter.encrypt(counted);
   const reader = sealed.getReader();
-  const digest = sha256.create();
   const parts = [];
   let size = 0;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    digest.update(value);
     parts.push(value);
     size += value.length;
   }
@@ -307,7 +324,10 @@ export async function seal(plaintext, recipients, onProgress) {
   if (new TextDecoder().decode(bytes.subarray(0, AGE_MAGIC.length)) !== AGE_MAGIC) {
     throw new Error("the sealed file is not an age file");
   }
-  return { bytes, sha256: bytesToHex(digest.digest()), size };
+  // WebCrypto's digest is native and several times faster than hashing in JavaScript; age
+  // itself needs WebCrypto (a secure context) already.
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return { bytes, sha256: bytesToHex(digest), size };
 }
 
 /** A random Idempotency-Key for one sealed file: a retry of its upload gets the same receipt. */

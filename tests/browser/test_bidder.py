@@ -98,6 +98,8 @@ class TestSealAndSubmit:
         page = new_page(BIDDER)
         posts = bid_posts(page)
         page.goto(f"/#/tenders/{tender['id']}/bid")
+        facts = page.get_by_role("group").filter(has_text="Ceiling price")
+        assert "CNY 5,000,000.00" in facts.inner_text()
         page.get_by_label("Price").fill("4321987.65")
         page.get_by_label("Duration (days)").fill("180")
         page.get_by_label("Warranty terms").fill("Five years on all surfacing.")
@@ -109,6 +111,8 @@ class TestSealAndSubmit:
         screenshot(page, "bidder-form")
         page.get_by_role("button", name="Seal and submit").click()
         page.get_by_text("Receipt verified").wait_for()
+        mine_region = page.get_by_role("region", name="Your bid", exact=True)
+        mine_region.get_by_text("Signature valid").wait_for()
         screenshot(page, "bidder-receipt")
 
         # Only the sealed file left the browser: an age file to an X25519 recipient.
@@ -124,6 +128,7 @@ class TestSealAndSubmit:
         mine = api_call(platform, BIDDER, "GET", f"/tenders/{tender['id']}/bids/mine")
         assert mine["bid"]["sha256"] == hashlib.sha256(body).hexdigest()
         assert mine["bid"]["size"] == len(body)
+        assert mine["bid"]["sha256"] in mine_region.inner_text()
 
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Download the receipt").click()
