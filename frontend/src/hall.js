@@ -458,11 +458,11 @@ async function showHall({ main, params, user }) {
           {},
           h("th", { scope: "col" }, t("hall_colNumber")),
           h("th", { scope: "col" }, t("hall_colBidder")),
-          h("th", { scope: "col" }, t("hall_colReceived")),
-          h("th", { scope: "col" }, t("hall_colDigest")),
           h("th", { scope: "col" }, t("hall_colStatus")),
           h("th", { scope: "col", class: "number" }, `${t("hall_colPrice")} (${tender.currency})`),
           h("th", { scope: "col" }, t("hall_colFields")),
+          h("th", { scope: "col" }, t("hall_colReceived")),
+          h("th", { scope: "col" }, t("hall_colDigest")),
         ),
       ),
       bidRows,
@@ -640,7 +640,13 @@ async function showHall({ main, params, user }) {
     if (outcome?.type !== "bid.decrypted") return "";
     const entries = Object.entries(outcome.data.fields ?? {}).filter(([name]) => name !== "price");
     if (!entries.length) return "—";
-    return h("dl", { class: "bid-fields" }, ...entries.flatMap(([name, value]) => [h("dt", {}, name), h("dd", {}, String(value))]));
+    // Each field under the label the tender gave it; the name when it gave none.
+    const labels = new Map(tender.bid_fields.map((field) => [field.name, field.label || field.name]));
+    return h(
+      "dl",
+      { class: "bid-fields" },
+      ...entries.flatMap(([name, value]) => [h("dt", {}, labels.get(name) ?? name), h("dd", {}, String(value))]),
+    );
   }
 
   function drawBids() {
@@ -655,11 +661,11 @@ async function showHall({ main, params, user }) {
           { "data-bidder": bid.bidder_name, class: bid.bidder_id === myOrganization ? "mine" : null },
           h("td", {}, String(index + 1)),
           h("th", { scope: "row" }, bid.bidder_name),
-          h("td", {}, when(bid.received_at)),
-          h("td", {}, digest(bid.sha256)),
           h("td", {}, bidStatus(outcome)),
           h("td", { class: "number price" }, price),
           h("td", {}, otherFields(outcome)),
+          h("td", {}, when(bid.received_at)),
+          h("td", {}, digest(bid.sha256)),
         );
       }),
     );
