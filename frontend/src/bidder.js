@@ -771,6 +771,7 @@ async function showBid({ main, params, user }) {
                     "aria-label": t("bid_remove_named", { name: file.name }),
                     onclick: () => {
                       documents.splice(index, 1);
+                      attachMessage.replaceChildren();
                       drawDocuments();
                       picker.focus();
                     },

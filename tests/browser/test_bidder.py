@@ -14,6 +14,7 @@ import httpx
 
 from bidding.crypto import age
 from tests.browser.conftest import (
+    PASSWORD,
     Platform,
     api_call,
     api_token,
@@ -167,7 +168,7 @@ class TestSealAndSubmit:
         assert page.errors == []
 
     def test_the_form_refuses_what_the_opening_would_and_uploads_nothing(
-        self, new_page, platform: Platform
+        self, new_page, platform: Platform, tmp_path: Path
     ) -> None:
         ensure_accounts(platform)
         tender = published_tender(platform, OFFICER, bid_fields=FIELDS)
@@ -177,6 +178,16 @@ class TestSealAndSubmit:
         price = page.get_by_label("Price")
         duration = page.get_by_label("Duration (days)")
         submit = page.get_by_role("button", name="Seal and submit")
+        documents = page.get_by_role("list", name="Attached documents")
+        for name in ("Bill of Quantities.xlsx", "bill of quantities.XLSX"):
+            (tmp_path / name).write_bytes(b"rows")
+        page.get_by_label("Attach documents").set_input_files(
+            [str(tmp_path / "Bill of Quantities.xlsx"), str(tmp_path / "bill of quantities.XLSX")]
+        )
+        page.get_by_text("another document has the same name").wait_for()
+        assert documents.get_by_role("listitem").count() == 1
+        page.get_by_role("button", name="Remove Bill of Quantities.xlsx").click()
+        documents.get_by_text("No documents").wait_for()
 
         price.fill("1234.567")
         duration.fill("180")
@@ -214,6 +225,26 @@ class TestSealAndSubmit:
         mine = api_call(platform, BIDDER, "GET", f"/tenders/{tender['id']}/bids/mine")
         assert mine == {"bid": None, "receipts": []}
         assert page.errors == []
+
+    def test_the_page_sends_a_visitor_to_sign_in_and_tells_an_officer_it_is_for_bidders(
+        self, new_page, platform: Platform
+    ) -> None:
+        ensure_accounts(platform)
+        tender = published_tender(platform, OFFICER)
+        page = new_page()
+        page.goto(f"/#/tenders/{tender['id']}/bid")
+        link = page.get_by_role("link", name="Sign in to bid")
+        assert link.get_attribute("href") == f"#/sign-in?next=/tenders/{tender['id']}/bid"
+        link.click()
+        page.get_by_label("Email").fill(platform.accounts[BIDDER])
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("button", name="Seal and submit").wait_for()
+        officer = new_page(OFFICER)
+        officer.goto(f"/#/tenders/{tender['id']}/bid")
+        officer.get_by_text("Only bidder accounts can bid").wait_for()
+        assert officer.get_by_role("button", name="Seal and submit").count() == 0
+        assert page.errors == [] and officer.errors == []
 
 
 class TestReplaceWithdrawRetry:
@@ -311,7 +342,15 @@ class TestOnlineDecryption:
         bidder = "bid-delta"
         ensure_accounts(platform, bidder)
         page = new_page(bidder)
-        page.goto("/#/keys")
+        # Without a checked key of its own the organization cannot seal for such a tender.
+        keyless = published_tender(platform, OFFICER, opening_mode="bidder", min_bids=1)
+        posts = bid_posts(page)
+        page.goto(f"/#/tenders/{keyless['id']}/bid")
+        page.get_by_label("Price").fill("3000000.00")
+        page.get_by_role("button", name="Seal and submit").click()
+        page.get_by_text("first generate, register and check your organization's key").wait_for()
+        assert posts == []
+        page.get_by_role("link", name="Go to My decryption key").click()
         page.get_by_text("has registered no key yet").wait_for()
         page.get_by_role("button", name="Generate a key pair").click()
         register = page.get_by_role("button", name="Register this key")
@@ -346,20 +385,24 @@ class TestOnlineDecryption:
             decryption_window_minutes=5,
             min_bids=1,
         )
-        posts = bid_posts(page)
         page.goto(f"/#/tenders/{tender['id']}/bid")
         page.get_by_label("Price").fill("3456789.00")
         page.get_by_role("button", name="Seal and submit").click()
         page.get_by_text("Receipt verified").wait_for()
         # Sealed to the organization's own key alone (no backup decryption): it opens it.
-        sealed = posts[0].post_data_buffer
+        sealed = posts[-1].post_data_buffer
         assert sealed.count(b"\n-> X25519 ") == 1
         assert json.loads(age.unseal_bytes(sealed, [identity])) == {"price": "3456789.00"}
 
         # The page follows the tender past its deadline into the decryption window.
         wait_for_event(platform, bidder, tender["id"], "decryption.window_opened")
         reveal = page.get_by_role("region", name="Reveal your bid")
-        reveal.get_by_label("Identity file").set_input_files(str(identity_path), timeout=60_000)
+        other = tmp_path / "another-age-identity.txt"
+        other.write_text(f"{age.Identity.generate()}\n")
+        reveal.get_by_label("Identity file").set_input_files(str(other), timeout=60_000)
+        reveal.get_by_role("button", name="Reveal my bid").click()
+        reveal.get_by_text("This identity file does not open your bid").wait_for()
+        reveal.get_by_label("Identity file").set_input_files(str(identity_path))
         reveal.get_by_role("button", name="Reveal my bid").click()
         reveal.get_by_text("Your bid is decrypted: price CNY 3,456,789.00").wait_for()
         decrypted = [
