@@ -988,7 +988,11 @@ async function showBid({ main, params, user }) {
         const body = receipt.body;
         const lines = [
           notice(
-            t("bid_saved_ok", { kind: t(`bid_kind_${body.kind}`), version: body.version, at: when(body.received_at) }),
+            t("bid_saved_ok", {
+              kind: t(`bid_kind_${body.kind}`).toLowerCase(),
+              version: body.version,
+              at: when(body.received_at),
+            }),
             "ok",
           ),
         ];

@@ -417,25 +417,25 @@ class TestOnlineDecryption:
 
 
 class TestPhone:
-    def test_the_bid_page_fits_a_phone_without_horizontal_scrolling(
+    def test_the_bid_page_fits_a_phone_without_horizontal_scrolling_in_chinese(
         self, new_page, platform: Platform, tmp_path: Path
     ) -> None:
         bidder = "bid-epsilon"
         ensure_accounts(platform, bidder)
         tender = published_tender(platform, OFFICER, bid_fields=FIELDS)
-        document = tmp_path / "a-rather-long-file-name-for-the-bill-of-quantities-lot-3.xlsx"
+        document = tmp_path / "第三标段工程量清单-a-long-name-for-the-bill-of-quantities.xlsx"
         document.write_bytes(b"quantities" * 50)
-        page = new_page(bidder, width=375, height=740)
+        page = new_page(bidder, width=375, height=740, language="zh-CN")
         page.goto(f"/#/tenders/{tender['id']}/bid")
         page.get_by_label("Price").fill("1000000.00")
         page.get_by_label("Duration (days)").fill("90")
-        page.get_by_label("Attach documents").set_input_files(str(document))
-        page.get_by_role("button", name=f"Remove {document.name}").wait_for()
+        page.get_by_label("附件（可选）").set_input_files(str(document))
+        page.get_by_role("button", name=f"移除附件 {document.name}").wait_for()
         assert no_horizontal_scroll(page)
-        page.get_by_role("button", name="Seal and submit").click()
-        page.get_by_text("Receipt verified").wait_for()
-        page.get_by_role("region", name="Your bid", exact=True).get_by_text(
-            "Signature valid"
-        ).wait_for()
+        page.get_by_role("button", name="密封并提交").click()
+        page.get_by_text("回执已核验").wait_for()
+        mine = page.get_by_role("region", name="我的投标", exact=True)
+        mine.get_by_text("签名有效").wait_for()
         assert no_horizontal_scroll(page)
+        screenshot(page, "bidder-phone-zh")
         assert page.errors == []
