@@ -398,7 +398,7 @@ function keyCache() {
   };
 }
 
-/** A panel's worth of a refusal: a message and the link that helps, for the key pages. */
+/** The way to the page of the organization's key, where a refusal to seal is put right. */
 function keysLink() {
   return h("a", { href: "#/keys" }, t("bid_to_keys"));
 }
@@ -1148,7 +1148,8 @@ async function showBid({ main, params, user }) {
     facts.replaceChildren(tenderFacts(tender));
     drawForm();
     await refreshMine();
-    revealBox.hidden = !(tender.opening_mode === "bidder" && tender.status === "opening");
+    // Bidder mode: the reveal during the window, and its outcome once the opening moves on.
+    revealBox.hidden = !(tender.opening_mode === "bidder" && ["opening", "opened", "failed"].includes(tender.status));
     if (!revealBox.hidden) await drawReveal();
   }
 
@@ -1171,7 +1172,7 @@ async function showBid({ main, params, user }) {
 
   // After the deadline the tender moves on by itself: follow it while the bidder watches.
   let formOpen = takesBids();
-  every(1000, async () => {
+  every(1000, () => {
     if (left || busy) return;
     if (formOpen && !takesBids()) {
       formOpen = false;
@@ -1179,19 +1180,10 @@ async function showBid({ main, params, user }) {
       refreshMine().catch(() => null);
     }
   });
+  const moving = () =>
+    tender.status === "opening" || (tender.status === "published" && serverNow() >= Date.parse(tender.bid_deadline));
   every(POLL_MS, async () => {
-    if (left || busy || tender.status !== "published" || serverNow() < Date.parse(tender.bid_deadline)) return;
-    try {
-      const fresh = await loadTender(tender.id);
-      if (left || fresh.status === tender.status) return;
-      tender = fresh;
-      await draw();
-    } catch {
-      // looked again at the next tick
-    }
-  });
-  every(POLL_MS * 2, async () => {
-    if (left || busy || tender.status !== "opening") return;
+    if (left || busy || !moving()) return;
     try {
       const fresh = await loadTender(tender.id);
       if (left || fresh.status === tender.status) return;

@@ -413,6 +413,11 @@ class TestOnlineDecryption:
         assert [(e["data"]["price"], e["data"]["via"]) for e in decrypted] == [
             ("3456789.00", "bidder")
         ]
+        # The only bid is revealed, so the window closes early and the opening completes; the
+        # page still tells the bidder what became of its bid.
+        wait_for_event(platform, bidder, tender["id"], "opening.completed")
+        page.reload()
+        reveal.get_by_text("Your bid is decrypted: price CNY 3,456,789.00").wait_for()
         assert page.errors == []
 
 
