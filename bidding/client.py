@@ -490,12 +490,15 @@ def submit(
 
 
 def receipt_filename(tender_id: str, receipt: Mapping[str, Any]) -> str:
-    """The default name of a receipt file: `receipt-<tender>-v<version>.json`."""
+    """The default name of a receipt file: `receipt-<tender>-v<version>.json`, with
+    `-withdrawal` before `.json` for a withdrawal (it shares its bid's version), as the
+    bidder's web page names them too."""
     body = receipt.get("body")
     version = body.get("version") if isinstance(body, Mapping) else None
     if type(version) is not int:
         return f"receipt-{tender_id}.json"
-    return f"receipt-{tender_id}-v{version}.json"
+    kind = "-withdrawal" if body.get("kind") == "withdrawal" else ""  # type: ignore[union-attr]
+    return f"receipt-{tender_id}-v{version}{kind}.json"
 
 
 def save_receipt(receipt: Mapping[str, Any], path: Path) -> None:

@@ -1087,3 +1087,16 @@ class TestEndToEnd:
         again = bidding("reveal", *account, "--tender", tender_id, "-i", "org.key", cwd=tmp_path)
         assert again.returncode == 1
         assert "nothing to reveal" in error_line(again)
+
+
+class TestReceiptFileNames:
+    def test_a_withdrawal_is_not_saved_over_the_receipt_of_its_bid(self) -> None:
+        tender = "0b7e3c1e-5d4c-4f3b-9a59-2f0c7b1d9e01"
+        bid = {"body": {"kind": "bid", "version": 2}}
+        withdrawal = {"body": {"kind": "withdrawal", "version": 2}}
+        assert bidding_client.receipt_filename(tender, bid) == f"receipt-{tender}-v2.json"
+        assert (
+            bidding_client.receipt_filename(tender, withdrawal)
+            == f"receipt-{tender}-v2-withdrawal.json"
+        )
+        assert bidding_client.receipt_filename(tender, {"body": "?"}) == f"receipt-{tender}.json"

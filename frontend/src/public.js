@@ -39,6 +39,7 @@ addTexts({
     amendReason: "变更原因：{reason}",
     cancelled: "本项目已取消：{reason}",
     toBid: "投标",
+    toReveal: "解密我的投标",
     toHall: "进入开标大厅",
     toManage: "管理此项目",
     bidFields: "投标表单",
@@ -78,6 +79,7 @@ addTexts({
     amendReason: "Reason: {reason}",
     cancelled: "This tender was cancelled: {reason}",
     toBid: "Bid",
+    toReveal: "Reveal my bid",
     toHall: "Enter the opening hall",
     toManage: "Manage this tender",
     bidFields: "Bid form",
@@ -246,6 +248,10 @@ async function showTender({ main, params, user }) {
   const actions = [];
   if (user?.role === "bidder" && tender.status === "published") {
     actions.push(h("a", { class: "button", href: `#/tenders/${tender.id}/bid` }, t("toBid")));
+  }
+  if (user?.role === "bidder" && tender.status === "opening" && tender.opening_mode === "bidder") {
+    // In the decryption window the bid page is where a bidder reveals its bid.
+    actions.push(h("a", { class: "button", href: `#/tenders/${tender.id}/bid` }, t("toReveal")));
   }
   if (["published", "opening", "opened", "failed"].includes(tender.status)) {
     actions.push(h("a", { class: "button", href: `#/tenders/${tender.id}/hall` }, t("toHall")));
