@@ -4,7 +4,8 @@ Every accepted submission or withdrawal claims the next position of the tender's
 one conditional UPDATE of the tender row; the deadline is then checked against the server's
 clock, read once the row lock is held. The lock keeps positions gapless and in time order
 under concurrent submissions, and makes the opening, which must update the same row, wait
-for the bid to commit or fail.
+for the bid to commit or fail. The audit entry comes last, under the same lock, so the
+tender's audit chain adds no wait of its own.
 """
 
 import contextlib
@@ -17,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding.audit import service as audit
 from bidding.auth.models import User
 from bidding.crypto import age
 from bidding.crypto.canonical import canonical_json
@@ -48,6 +50,14 @@ def bidder_of(user: User) -> uuid.UUID:
     return user.organization_id
 
 
+def _deadline_passed() -> Conflict:
+    return Conflict(
+        "the bid deadline has passed: bids are decided by the server's clock when they "
+        "are committed",
+        type="deadline_passed",
+    )
+
+
 async def _claim_position(*, session: AsyncSession, tender_id: uuid.UUID) -> tuple[int, datetime]:
     """The next log position and the time of the claim, if the tender takes bids now.
 
@@ -68,15 +78,15 @@ async def _claim_position(*, session: AsyncSession, tender_id: uuid.UUID) -> tup
     now = utcnow()
     if claimed is None:
         tender = await session.get(Tender, tender_id, populate_existing=True)
+        # An upload still arriving when the opening began at the deadline is late, as the
+        # README promises, whatever status the opening has put the tender in since.
+        if tender and tender.status is not TenderStatus.cancelled and now >= tender.bid_deadline:
+            raise _deadline_passed()
         status = tender.status.value if tender else "unknown"
         raise Conflict(f"the tender is {status}: it does not take bids", type="tender_not_open")
     size, deadline = claimed
     if now >= deadline:
-        raise Conflict(
-            "the bid deadline has passed: bids are decided by the server's clock when they "
-            "are committed",
-            type="deadline_passed",
-        )
+        raise _deadline_passed()
     return size - 1, now
 
 
@@ -225,6 +235,20 @@ async def submit(
         if replayed is None:
             raise
         return replayed, False
+    await audit.record(
+        session=session,
+        action="bid.submitted",
+        tender_id=tender_id,
+        details={
+            "bid_id": str(bid.id),
+            "bidder_id": str(bidder_id),
+            "version": bid.version,
+            "sha256": bid.sha256,
+            "size": bid.size,
+            "log_position": position,
+        },
+        actor=bidder,
+    )
     return receipt, True
 
 
@@ -244,7 +268,18 @@ async def withdraw(
     receipt = await _append(
         session=session, bid=bid, kind="withdrawal", position=position, at=now, key=key
     )
-    await session.flush()
+    await audit.record(
+        session=session,
+        action="bid.withdrawn",
+        tender_id=tender_id,
+        details={
+            "bid_id": str(bid.id),
+            "bidder_id": str(bidder_id),
+            "version": bid.version,
+            "log_position": position,
+        },
+        actor=bidder,
+    )
     return receipt
 
 
