@@ -27,7 +27,7 @@ from bidding.crypto import merkle
 from bidding.crypto.canonical import canonical_json
 from bidding.db import iso_utc, utcnow
 from bidding.keys import PlatformKeys
-from bidding.opening import decryption, scoring
+from bidding.opening import decryption, faults, scoring
 from bidding.opening import events as ev
 from bidding.opening.models import Opening, OpeningEvent
 from bidding.tenders import service as tenders_service
@@ -311,6 +311,7 @@ class _Opening:
             if asyncio.iscoroutine(data):
                 data = await data
             await self._append(session, type, data)
+            await faults.reached(type)  # tests only: a kill lands in this transaction
 
     # log.sealed
     async def _seal_log(self, session: AsyncSession) -> dict[str, Any]:
@@ -592,6 +593,7 @@ class _Opening:
                 await self._append(session, ev.FAILED, dict(failure), now)
             else:
                 await self._append(session, ev.COMPLETED, {"status": status.value}, now)
+            await faults.reached(ev.RECORD_PUBLISHED)  # tests only: as in _step
 
     def _record(
         self,

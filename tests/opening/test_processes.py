@@ -23,6 +23,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
@@ -83,9 +84,17 @@ class Database:
 @pytest.fixture
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """Parametrized indirectly with "sqlite" or "postgresql"."""
-    data_dir = tmp_path / "var"
+    async with fresh_database(request.param, tmp_path) as database:
+        yield database
+
+
+@asynccontextmanager
+async def fresh_database(backend: str, folder: Path) -> AsyncIterator[Database]:
+    """A fresh, migrated database of the backend ("sqlite" or "postgresql"), with its data dir
+    in the folder; a PostgreSQL one is dropped afterwards."""
+    data_dir = folder / "var"
     data_dir.mkdir()
-    if request.param == "sqlite":
+    if backend == "sqlite":
         # Where `bidding serve` puts it by default; the servers get no database URL.
         url = f"sqlite+aiosqlite:///{(data_dir / 'bidding.sqlite3').resolve()}"
         engine = create_engine(url)
@@ -147,13 +156,13 @@ class Cluster:
     master_key: str = field(default_factory=lambda: base64.b64encode(os.urandom(32)).decode())
     servers: list[Server] = field(default_factory=list)
 
-    async def start(self, count: int = 1) -> list[Server]:
-        """Start servers side by side and wait until each answers its health check."""
+    async def start(self, count: int = 1, **settings: str) -> list[Server]:
+        """Start servers side by side and wait until each answers its health check; keyword
+        arguments are environment variables that add to or replace SETTINGS."""
         env = bidding_env(
             self.database.data_dir,
             BIDDING_MASTER_KEY=self.master_key,
-            **SETTINGS,
-            **self.database.env,
+            **(SETTINGS | self.database.env | settings),
         )
         started = []
         for _ in range(count):
