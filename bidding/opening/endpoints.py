@@ -79,7 +79,10 @@ async def list_events(
     tender: VisibleTender,
     viewer: OptionalUser,
     session: Session,
-    after: Annotated[int, Query(ge=0, description="return the events after this seq")] = 0,
+    after: Annotated[
+        # At most the database's 32-bit integer: a larger value failed there with a 500.
+        int, Query(ge=0, le=2**31 - 1, description="return the events after this seq")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS_PAGE)] = 500,
 ) -> dict[str, Any]:
     """The opening's events after a seq, in order: {seq, type, at, data}, as the live room."""
@@ -134,7 +137,7 @@ async def read_inclusion_proof(
 async def read_leaves(
     tender: VisibleTender,
     session: Session,
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LEAVES_PAGE)] = MAX_LEAVES_PAGE,
 ) -> dict[str, Any]:
     """Every signed receipt of the sealed log, once the opening has ended: recompute the root."""

@@ -109,7 +109,9 @@ async def list_tenders(
     viewer: OptionalUser,
     status: TenderStatus | None = None,
     q: Annotated[
-        str | None, Query(max_length=200, description="words in the title or reference")
+        str | None,
+        # No NUL: PostgreSQL cannot compare with it (a 500) and SQLite's LIKE stopped at it.
+        Query(max_length=200, pattern=r"^[^\x00]*$", description="words in the title or reference"),
     ] = None,
     organization_id: Annotated[
         uuid.UUID | None, Query(description="only the tenders this organization runs")
@@ -216,7 +218,9 @@ async def add_document(
     settings: Annotated[Settings, Depends(get_settings)],
     name: Annotated[str, Query(max_length=1000, description="the file name bidders will see")],
     reason: Annotated[
-        str, Query(max_length=2000, description="published tenders: why it is added")
+        str,
+        # No NUL: PostgreSQL cannot store it in the amendment (it was a 500).
+        Query(max_length=2000, pattern=r"^[^\x00]*$", description="why it is added, if published"),
     ] = "",
 ) -> DocumentRead:
     """Attach a document to a draft, or to a published tender before its deadline (recorded
