@@ -48,7 +48,9 @@ def normalize_email(email: str) -> str:
 
 def login_email(email: str) -> str:
     """The form an email typed at sign-in is looked up in; never refused, only normalized."""
-    return unicodedata.normalize("NFC", email.strip()).lower()[:EMAIL_MAX_LENGTH]
+    typed = unicodedata.normalize("NFC", email.strip()).lower()[:EMAIL_MAX_LENGTH]
+    # No stored email holds a NUL, and PostgreSQL cannot even compare one (it was a 500).
+    return typed.replace("\x00", "\ufffd")
 
 
 def check_password(password: str) -> str:
@@ -67,6 +69,8 @@ def clean_name(value: str, *, max_length: int) -> str:
     cleaned = " ".join(value.split())
     if not cleaned:
         raise ValueError("must not be empty")
+    if any(unicodedata.category(c) == "Cc" for c in cleaned):
+        raise ValueError("must not hold control characters")
     if len(cleaned) > max_length:
         raise ValueError(f"use at most {max_length} characters")
     return cleaned

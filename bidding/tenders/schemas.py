@@ -116,8 +116,10 @@ Reference = Annotated[
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=_ONE_LINE)
 ]
-Description = Annotated[str, StringConstraints(max_length=20_000)]
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000)]
+# Several lines allowed, but no NUL: PostgreSQL cannot store it in text (it was a 500).
+_NO_NUL = r"^[^\x00]*$"
+Description = Annotated[str, StringConstraints(max_length=20_000, pattern=_NO_NUL)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_000, pattern=_NO_NUL)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
