@@ -90,7 +90,9 @@ async def fresh_postgres_database(prefix: str) -> AsyncIterator[str]:
             pytest.fail(message)
         pytest.skip(message)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    # Pinged before use: the database is dropped on a fresh connection even when the server
+    # was restarted meanwhile (tests/reliability/test_database.py does).
+    admin = create_async_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         async with admin.connect() as connection:
             await connection.execute(text(f'CREATE DATABASE "{name}"'))
