@@ -81,6 +81,7 @@ async def seed(
             role=role,
             organization_name=organization[0],
             organization_code=organization[1],
+            via="demo",
         )
         accounts.append(DemoAccount(user.email, password, role, organization[0]))
         return user

@@ -1,5 +1,6 @@
 """Every model, imported once so that the metadata Alembic compares is complete."""
 
+from bidding.audit.models import AuditChain, AuditEntry
 from bidding.auth.models import AccessToken, BidderKey, LoginFailure, Organization, User
 from bidding.db import Base
 from bidding.opening.models import Opening, OpeningEvent
@@ -7,6 +8,8 @@ from bidding.tenders.models import Bid, LogEntry, Tender, TenderAmendment
 
 __all__ = [
     "AccessToken",
+    "AuditChain",
+    "AuditEntry",
     "Base",
     "Bid",
     "BidderKey",

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding.audit import service as audit
 from bidding.auth.models import BidderKey, User
 from bidding.auth.tokens import hash_token
 from bidding.crypto import age
@@ -77,6 +78,16 @@ async def register(*, session: AsyncSession, bidder: User, recipient: str) -> Bi
             "the organization's key was changed by another request meanwhile; reload it",
             type="edited_concurrently",
         ) from None
+    await audit.record(
+        session=session,
+        action="bidder_key.registered",
+        details={
+            "key_id": str(key.id),
+            "recipient": text,
+            "retired_key_id": None if current is None else str(current.id),
+        },
+        actor=bidder,
+    )
     return key
 
 
@@ -113,5 +124,10 @@ async def answer(*, session: AsyncSession, bidder: User, plaintext: str) -> Bidd
     key.verified_at = utcnow()
     key.challenge_sha256 = None
     key.challenge_expires_at = None
-    await session.flush()
+    await audit.record(
+        session=session,
+        action="bidder_key.verified",
+        details={"key_id": str(key.id), "recipient": key.recipient},
+        actor=bidder,
+    )
     return key

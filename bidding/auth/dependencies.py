@@ -9,6 +9,7 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding.audit import service as audit
 from bidding.auth.models import AccessToken, Role, User
 from bidding.auth.tokens import hash_token
 from bidding.db import Session, utcnow
@@ -58,7 +59,10 @@ async def optional_access_token(
     session: Session,
     _declared: _OpenAPIBearer = None,
 ) -> AccessToken | None:
-    """The access token the request authenticates with, or None when it brings none."""
+    """The access token the request authenticates with, or None when it brings none.
+
+    What the request records in the audit trail is then done by the token's user.
+    """
     token = bearer_token(request)
     if token is not None:
         access = await find_access_token(session=session, token=token)
@@ -66,6 +70,7 @@ async def optional_access_token(
             # A client that sends a token expects to be someone; serving it anonymously
             # would hide an expired session behind a confusing 403 or a partial page.
             raise Unauthorized("the token is invalid, expired or revoked")
+        audit.act_as(session, access.user)
         return access
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -81,6 +86,7 @@ async def optional_access_token(
         expected = access.csrf_token_hash
         if not sent or expected is None or not compare_digest(hash_token(sent), expected):
             raise Forbidden(f"the {CSRF_HEADER} header is missing or wrong", type="csrf_failed")
+    audit.act_as(session, access.user)
     return access
 
 

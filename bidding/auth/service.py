@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from bidding.audit import service as audit
 from bidding.auth import uscc
 from bidding.auth.models import AccessToken, LoginFailure, Organization, Role, User
 from bidding.auth.passwords import hash_password, needs_rehash, verify_password
@@ -111,6 +112,7 @@ async def create_user(
     organization_name: str | None = None,
     organization_code: str | None = None,
     join_existing_organization: bool = True,
+    via: str | None = None,
 ) -> User:
     """Create an account, and its organization unless the credit code is already registered.
 
@@ -118,6 +120,8 @@ async def create_user(
     callers: the command line, the demo) and the given name, if any, matches it. Public
     self-registration passes False: a credit code is printed on every business licence, so
     knowing it proves nothing, and the second account of a company comes from an administrator.
+    The audit trail says `auth.registered` for a self-registration, by the new user, and
+    `auth.user_created` for the others, with the trusted caller named by `via` ("cli").
     """
     try:
         email = normalize_email(email)
@@ -193,6 +197,22 @@ async def create_user(
             type="organization_registered",
         ) from None
     await session.refresh(user)
+    registration = not join_existing_organization
+    details: dict[str, object] = {
+        "user_id": str(user.id),
+        "email": user.email,
+        "role": user.role.value,
+        "organization_id": None if organization is None else str(organization.id),
+        "organization_created": new_organization is not None,
+    }
+    if via is not None:
+        details["via"] = via
+    await audit.record(
+        session=session,
+        action="auth.registered" if registration else "auth.user_created",
+        details=details,
+        actor=user if registration else audit.SESSION_ACTOR,
+    )
     return user
 
 
@@ -247,8 +267,9 @@ async def authenticate(
 ) -> User:
     """The active user with this email and password; Unauthorized or TooManyRequests otherwise.
 
-    A failure is recorded in the session before Unauthorized is raised: the caller commits it
-    although the request fails, or the throttle never sees it.
+    A failure is recorded in the session (for the throttle and the audit trail) before
+    Unauthorized is raised: the caller commits it although the request fails, or the throttle
+    never sees it.
     """
     email = login_email(email)
     client = client[:CLIENT_MAX_LENGTH]
@@ -271,6 +292,21 @@ async def authenticate(
         await _record_failure(
             session=session, email=email, client=client, settings=settings, now=now
         )
+        # The caller shows none of this; the audit trail tells an administrator which it was.
+        reason = (
+            "unknown_account" if user is None else "wrong_password" if not valid else "inactive"
+        )
+        await audit.record(
+            session=session,
+            action="auth.sign_in_failed",
+            # What was typed, made valid Unicode: a lone surrogate has no canonical JSON.
+            details={
+                "email": email.encode("utf-8", "replace").decode("utf-8"),
+                "client": client,
+                "reason": reason,
+            },
+            actor=None,
+        )
         raise Unauthorized(INVALID_CREDENTIALS, type="invalid_credentials")
 
     if needs_rehash(user.password_hash):
@@ -280,7 +316,9 @@ async def authenticate(
     await session.execute(
         delete(LoginFailure).where(LoginFailure.email == email, LoginFailure.client == client)
     )
-    await session.flush()
+    await audit.record(
+        session=session, action="auth.signed_in", details={"client": client}, actor=user
+    )
     return user
 
 
@@ -310,4 +348,9 @@ async def revoke_token(*, session: AsyncSession, access_token: AccessToken) -> N
     """End a session: the token is refused from now on."""
     if access_token.revoked_at is None:
         access_token.revoked_at = utcnow()
-        await session.flush()
+        await audit.record(
+            session=session,
+            action="auth.signed_out",
+            details={"token_id": str(access_token.id)},
+            actor=access_token.user,
+        )

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding.audit import service as audit
 from bidding.auth.models import Organization, Role, User
 from bidding.db import iso_utc, utcnow
 from bidding.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -30,10 +31,24 @@ async def _events_of(
 
 
 async def _append(
-    *, session: AsyncSession, tender: Tender, type: str, data: dict[str, Any]
+    *,
+    session: AsyncSession,
+    tender: Tender,
+    type: str,
+    data: dict[str, Any],
+    user: User,
+    audited: dict[str, Any],
 ) -> dict[str, Any]:
+    """The room's event, and its audit entry by the user (the same name, what identifies it)."""
     event = await ev.append(
         session=session, tender_id=tender.id, type=type, data=data, lease_owner=None
+    )
+    await audit.record(
+        session=session,
+        action=type,
+        tender_id=tender.id,
+        details={"event_seq": event.seq, **audited},
+        actor=user,
     )
     return ev.envelope(event)
 
@@ -79,6 +94,8 @@ async def check_in(*, session: AsyncSession, tender: Tender, user: User) -> dict
             "organization_id": None if user.organization_id is None else str(user.organization_id),
             "organization_name": await _organization_name(session, user),
         },
+        user=user,
+        audited={},
     )
 
 
@@ -96,16 +113,19 @@ async def raise_objection(
     if str(bidder.organization_id) not in _listed_bidders(listed):
         raise Forbidden("only a bidder whose bid is being opened may object")
     await ev.lock_opening(session=session, tender_id=tender.id)
+    objection_id = str(uuid.uuid4())
     return await _append(
         session=session,
         tender=tender,
         type=ev.OBJECTION_RAISED,
         data={
-            "objection_id": str(uuid.uuid4()),
+            "objection_id": objection_id,
             "bidder_id": str(bidder.organization_id),
             "bidder_name": await _organization_name(session, bidder),
             "text": text,
         },
+        user=bidder,
+        audited={"objection_id": objection_id},
     )
 
 
@@ -129,6 +149,8 @@ async def answer_objection(
             "answered_by": officer.display_name,
             "text": text,
         },
+        user=officer,
+        audited={"objection_id": str(objection_id)},
     )
 
 
@@ -160,6 +182,8 @@ async def confirm_record(*, session: AsyncSession, tender: Tender, bidder: User)
             "bidder_name": await _organization_name(session, bidder),
             "record_sha256": published.data["sha256"],
         },
+        user=bidder,
+        audited={"record_sha256": published.data["sha256"]},
     )
 
 
@@ -243,6 +267,15 @@ async def reveal(
         outcome = await open_bid(listed, file_key)
     except decryption.WrongFileKey:
         left = MOST_REVEAL_FAILURES - tries
+        # Committed although the request fails, like the try it used up.
+        await audit.record(
+            session=session,
+            action="bid.reveal_failed",
+            tender_id=tender.id,
+            details={"bid_id": str(bid.id), "bidder_id": str(bid.bidder_id), "tries_left": left},
+            actor=bidder,
+        )
+        await session.commit()
         raise Unprocessable(
             f"this file key does not open your bid ({left} tries left)",
             type="wrong_file_key",
@@ -258,6 +291,18 @@ async def reveal(
         session=session, tender_id=tender.id, type=type, data=data, lease_owner=None
     )
     await _resume_when_all_opened(session=session, tender=tender)
+    await audit.record(
+        session=session,
+        action="bid.revealed",
+        tender_id=tender.id,
+        details={
+            "bid_id": str(bid.id),
+            "bidder_id": str(bid.bidder_id),
+            "event_seq": event.seq,
+            "outcome": type,
+        },
+        actor=bidder,
+    )
     return ev.envelope(event)
 
 

@@ -22,7 +22,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bidding.auth.models import Organization
+from bidding.audit import service as audit
+from bidding.auth.models import Organization, User
 from bidding.crypto import merkle
 from bidding.crypto.canonical import canonical_json
 from bidding.db import iso_utc, utcnow
@@ -108,8 +109,12 @@ async def _transaction(
         ctx.announce(announcing)
 
 
-async def claim(ctx: Context, tender_id: uuid.UUID) -> Claim:
-    """Start the tender's opening (compare-and-set published -> opening) or take it over."""
+async def claim(ctx: Context, tender_id: uuid.UUID, *, actor: User | None = None) -> Claim:
+    """Start the tender's opening (compare-and-set published -> opening) or take it over.
+
+    Before the deadline nothing is opened, whoever asks: NotDue, and the attempt goes into
+    the tender's audit trail as `opening.refused_early`, by `actor` (None: the platform).
+    """
     async with _transaction(ctx, tender_id) as session:
         row = (
             await session.execute(
@@ -123,6 +128,13 @@ async def claim(ctx: Context, tender_id: uuid.UUID) -> Claim:
         now = ctx.clock()
         if status is TenderStatus.published:
             if deadline > now:
+                await audit.record(
+                    session=session,
+                    action="opening.refused_early",
+                    tender_id=tender_id,
+                    details={"bid_deadline": iso_utc(deadline), "instance": ctx.instance},
+                    actor=actor,
+                )
                 return NotDue(deadline)
             started = await session.execute(
                 update(Tender)
@@ -151,6 +163,13 @@ async def claim(ctx: Context, tender_id: uuid.UUID) -> Claim:
                     data={"bid_deadline": iso_utc(deadline)},
                     lease_owner=ctx.instance,
                     at=now,
+                )
+                await audit.record(
+                    session=session,
+                    action="opening.started",
+                    tender_id=tender_id,
+                    details={"bid_deadline": iso_utc(deadline), "instance": ctx.instance},
+                    actor=actor,
                 )
                 return Claimed()
             status = await session.scalar(select(Tender.status).where(Tender.id == tender_id))
@@ -207,12 +226,14 @@ async def _keep_lease(ctx: Context, tender_id: uuid.UUID) -> None:
             logger.warning("tender %s: renewing the opening lease failed", tender_id, exc_info=True)
 
 
-async def run(ctx: Context, tender_id: uuid.UUID) -> Claim:
+async def run(ctx: Context, tender_id: uuid.UUID, *, actor: User | None = None) -> Claim:
     """Claim the tender's opening and, if this instance got it, carry it to the end.
 
-    Raises LeaseLost when another instance took the opening over meanwhile.
+    This is the one way into an opening, the scheduler's and anyone else's (`actor`): before
+    the deadline it refuses (NotDue), and the refusal is audited. Raises LeaseLost when
+    another instance took the opening over meanwhile.
     """
-    claimed = await claim(ctx, tender_id)
+    claimed = await claim(ctx, tender_id, actor=actor)
     if not isinstance(claimed, Claimed):
         return claimed
     opening = _Opening(ctx, tender_id)
@@ -593,6 +614,16 @@ class _Opening:
                 await self._append(session, ev.FAILED, dict(failure), now)
             else:
                 await self._append(session, ev.COMPLETED, {"status": status.value}, now)
+            await audit.record(
+                session=session,
+                action=ev.FAILED if failure else ev.COMPLETED,
+                tender_id=self.tender_id,
+                details={
+                    "record_sha256": hashlib.sha256(text).hexdigest(),
+                    "instance": self.ctx.instance,
+                }
+                | ({"reason": failure["reason"]} if failure else {}),
+            )
             await faults.reached(ev.RECORD_PUBLISHED)  # tests only: as in _step
 
     def _record(

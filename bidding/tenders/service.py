@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding.audit import service as audit
 from bidding.auth.models import Organization, Role, User
 from bidding.crypto import age, custody
 from bidding.crypto.custody import MasterKey
@@ -161,6 +162,18 @@ async def create(*, session: AsyncSession, tender_create: TenderCreate, officer:
         # The reference is the tender's only unique value that a client chooses: another
         # request took it between the check above and this insert.
         raise _reference_conflict(tender_create.reference) from None
+    await audit.record(
+        session=session,
+        action="tender.created",
+        tender_id=tender.id,
+        details={
+            "reference": tender.reference,
+            "title": tender.title,
+            "bid_deadline": _iso(tender.bid_deadline),
+            "opening_mode": tender.opening_mode.value,
+        },
+        actor=officer,
+    )
     return await _reload(session=session, tender=tender)
 
 
@@ -202,7 +215,9 @@ async def update_tender(
 ) -> Tender:
     """Edit a draft, or amend a published tender and record the amendment."""
     if tender.status is TenderStatus.draft:
-        return await _edit_draft(session=session, tender=tender, tender_update=tender_update)
+        return await _edit_draft(
+            session=session, tender=tender, tender_update=tender_update, officer=officer
+        )
     if tender.status is TenderStatus.published:
         return await _amend(
             session=session, tender=tender, tender_update=tender_update, officer=officer
@@ -213,7 +228,7 @@ async def update_tender(
 
 
 async def _edit_draft(
-    *, session: AsyncSession, tender: Tender, tender_update: TenderUpdate
+    *, session: AsyncSession, tender: Tender, tender_update: TenderUpdate, officer: User
 ) -> Tender:
     values = _columns(tender_update, only_set=True)
     if not values:
@@ -252,6 +267,13 @@ async def _edit_draft(
         raise _reference_conflict(reference) from None
     if not written:
         raise _changed_meanwhile()
+    await audit.record(
+        session=session,
+        action="tender.edited",
+        tender_id=tender.id,
+        details={"fields": sorted(values)},
+        actor=officer,
+    )
     return await _reload(session=session, tender=tender)
 
 
@@ -316,10 +338,11 @@ async def _amend(
     )
     if not written:
         raise _changed_meanwhile()
+    number = len(tender.amendments) + 1
     session.add(
         TenderAmendment(
             tender_id=tender.id,
-            number=len(tender.amendments) + 1,
+            number=number,
             changes=changes,
             reason=tender_update.reason or "",
             amended_by_id=officer.id,
@@ -327,6 +350,17 @@ async def _amend(
         )
     )
     await session.flush()
+    # The amendment itself holds the texts; the trail says what moved, and the deadline.
+    details: dict[str, Any] = {"number": number, "fields": sorted(changes)}
+    if "bid_deadline" in changes:
+        details["bid_deadline"] = changes["bid_deadline"]
+    await audit.record(
+        session=session,
+        action="tender.amended",
+        tender_id=tender.id,
+        details=details,
+        actor=officer,
+    )
     return await _reload(session=session, tender=tender)
 
 
@@ -370,6 +404,16 @@ async def publish(
         if current.status is not TenderStatus.draft:
             raise _not_a_draft(current)
         raise _bidding_period_too_short(min_bidding_period)
+    await audit.record(
+        session=session,
+        action="tender.published",
+        tender_id=tender.id,
+        details={
+            "bid_deadline": _iso(current.bid_deadline),
+            "opening_recipient": current.opening_recipient,
+            "coefficient_commitment": current.coefficient_commitment,
+        },
+    )
     return current
 
 
@@ -405,9 +449,16 @@ async def cancel(*, session: AsyncSession, tender: Tender, reason: str) -> Tende
         ],
         values={"status": TenderStatus.cancelled, "cancelled_at": now, "cancel_reason": reason},
     )
+    was = tender.status
     current = await _reload(session=session, tender=tender)
     if not cancelled:
         raise _cancel_refusal(current, now) or _changed_meanwhile()
+    await audit.record(
+        session=session,
+        action="tender.cancelled",
+        tender_id=tender.id,
+        details={"was": was.value, "reason": reason},
+    )
     return current
 
 
@@ -521,12 +572,14 @@ async def add_document(
         uploaded_at=now,
     )
     session.add(document)
+    amendment = None
     if tender.status is TenderStatus.published:
+        amendment = len(tender.amendments) + 1
         added = {"name": name, "sha256": sha256, "size": size}
         session.add(
             TenderAmendment(
                 tender_id=tender.id,
-                number=len(tender.amendments) + 1,
+                number=amendment,
                 changes={"document_added": {"from": None, "to": added}},
                 reason=reason,
                 amended_by_id=officer.id,
@@ -537,6 +590,19 @@ async def add_document(
         await session.flush()
     except IntegrityError:
         raise _changed_meanwhile() from None
+    await audit.record(
+        session=session,
+        action="tender.document_added",
+        tender_id=tender.id,
+        details={
+            "document_id": str(document.id),
+            "name": name,
+            "sha256": sha256,
+            "size": size,
+            "amendment": amendment,
+        },
+        actor=officer,
+    )
     return document
 
 
@@ -552,7 +618,12 @@ async def remove_document(*, session: AsyncSession, tender: Tender, document_id:
             type="not_editable",
         )
     await session.delete(document)
-    await session.flush()
+    await audit.record(
+        session=session,
+        action="tender.document_removed",
+        tender_id=tender.id,
+        details={"document_id": str(document.id), "name": document.name, "sha256": document.sha256},
+    )
 
 
 # --- the tender's secrets ------------------------------------------------------------------

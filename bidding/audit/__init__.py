@@ -1,0 +1,1 @@
+"""The audit trail: hash-chained, append-only entries of security-relevant actions."""
