@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from bidding import demo, frontend
+from bidding.audit.endpoints import router as audit_router
 from bidding.auth.endpoints import router as auth_router
 from bidding.db import Session, create_engine, create_session_factory, utcnow
 from bidding.errors import ERROR_RESPONSES, install_error_handlers
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
     app.state.blobs = FilesystemBlobStore(settings.data_dir / "blobs")
     for router in (health_router, auth_router, tenders_router, opening_router, keys_router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
+    app.include_router(audit_router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     site = frontend.pages()
     if site is not None:
         # What no route answers (the API, its docs, any route added later) is a page.
