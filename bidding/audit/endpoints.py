@@ -1,0 +1,90 @@
+"""The audit trail over HTTP: a chain, page by page, for those who may read it."""
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bidding.audit import service as audit
+from bidding.audit.schemas import AuditEntryRead, AuditPage
+from bidding.auth.dependencies import CurrentUser
+from bidding.auth.models import Role, User
+from bidding.db import Session
+from bidding.errors import Conflict, Forbidden, NotFound
+from bidding.tenders import service as tenders_service
+from bidding.tenders.models import Tender, TenderStatus
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+
+MAX_PAGE = 1000
+
+
+async def readable_chain(
+    *, session: AsyncSession, viewer: User, tender_id: uuid.UUID | None
+) -> str:
+    """The chain the viewer asks for, if they may read it: the platform's for administrators;
+    a tender's for administrators and its own officers and supervisors, once bids are public."""
+    if tender_id is None:
+        if viewer.role is not Role.admin:
+            raise Forbidden("the platform's audit trail is for administrators")
+        return audit.PLATFORM_CHAIN
+    tender: Tender | None
+    if viewer.role is Role.admin:
+        tender = await session.get(Tender, tender_id)
+    else:
+        tender = await tenders_service.get(session=session, tender_id=tender_id, viewer=viewer)
+    if tender is None:
+        raise NotFound(f"no tender {tender_id}")
+    own = viewer.role in (Role.officer, Role.supervisor) and (
+        viewer.organization_id == tender.organization_id
+    )
+    if viewer.role is not Role.admin and not own:
+        raise Forbidden(
+            "a tender's audit trail is for administrators and its officers and supervisors"
+        )
+    if tender.published_at is not None and tender.status in (
+        TenderStatus.published,
+        TenderStatus.cancelled,
+    ):
+        # Its bids are in it: who bid, when, how large. Nobody may learn that before the
+        # opening lists them, and a tender cancelled before then never does.
+        raise Conflict(
+            "a published tender's audit trail is readable from its opening on: before, it "
+            "would tell who bid",
+            type="audit_sealed",
+        )
+    return audit.tender_chain(tender.id)
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not signed in"},
+    403: {"description": "not an administrator, nor an officer or supervisor of the tender"},
+    404: {"description": "no such tender"},
+    409: {"description": "the tender's bids are not public yet"},
+}
+
+
+@router.get("", responses=_RESPONSES)
+async def read_audit_trail(
+    viewer: CurrentUser,
+    session: Session,
+    tender_id: Annotated[
+        uuid.UUID | None, Query(description="the tender's chain; without it, the platform's")
+    ] = None,
+    after: Annotated[int, Query(ge=0, description="the entries after this position")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
+) -> AuditPage:
+    """One chain of the audit trail in order: accounts and administration (the platform's, for
+    administrators), or a tender's (for administrators and the tender's officers and
+    supervisors, from its opening on). Each entry carries its hashes: recompute them to check
+    the chain, as `bidding audit verify` does."""
+    chain = await readable_chain(session=session, viewer=viewer, tender_id=tender_id)
+    page = await audit.after(session=session, chain=chain, position=after, limit=limit + 1)
+    entries = [AuditEntryRead.model_validate(audit.envelope(entry)) for entry in page[:limit]]
+    return AuditPage(
+        chain=chain,
+        entries=entries,
+        has_more=len(page) > limit,
+        next_after=entries[-1].position if entries else after,
+    )
