@@ -78,6 +78,15 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    serve.add_argument(
+        "--proxy-headers", action=argparse.BooleanOptionalAction, default=True,
+        help="believe X-Forwarded-For and X-Forwarded-Proto from the trusted proxies (default)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--forwarded-allow-ips", metavar="ADDRESSES",
+        help="comma-separated addresses or networks of the trusted proxies, * for any "
+        "(default: $FORWARDED_ALLOW_IPS, else 127.0.0.1)",
+    )  # fmt: skip
     serve.set_defaults(run=serve_command)
 
     db = commands.add_parser("db", help="database maintenance")
@@ -262,6 +271,10 @@ def serve_command(args: argparse.Namespace) -> None:
         create_app(settings),
         host=args.host,
         port=args.port,
+        # Behind a TLS proxy the client's address (rate limits) and scheme (Secure cookies,
+        # HSTS) come from its headers, believed only from the addresses trusted here.
+        proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
         # A watcher's messages are small: larger frames are refused by the protocol itself.
         ws_max_size=MAX_CLIENT_FRAME_BYTES,
         # Compression would be paid per connection for every event sent to thousands.
