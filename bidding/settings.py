@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     )
     max_bid_bytes: int = Field(default=GIB, gt=0)
     max_document_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    upload_idle_seconds: float = Field(
+        default=60, gt=0, description="a bid or document upload that sends nothing this long ends"
+    )
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     min_bidding_period_seconds: int = Field(default=60, ge=0)
     login_max_failures: int = Field(default=5, gt=0)

@@ -237,6 +237,7 @@ async def add_document(
             max_bytes=settings.max_document_bytes,
             sealed=False,
             what="a document",
+            idle_seconds=settings.upload_idle_seconds,
         )
     except ClientDisconnect:
         raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
@@ -369,6 +370,7 @@ async def submit_bid(
             request.stream(),
             staging=settings.data_dir / "staging",
             max_bytes=settings.max_bid_bytes,
+            idle_seconds=settings.upload_idle_seconds,
         )
     except ClientDisconnect:
         raise BadRequest("the upload was interrupted", type="upload_interrupted") from None

@@ -4,6 +4,7 @@ Memory stays flat whatever the size: the body is never held whole, only the firs
 until the age header can be checked.
 """
 
+import asyncio
 import hashlib
 import os
 import uuid
@@ -14,7 +15,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from bidding.crypto import age
-from bidding.errors import PayloadTooLarge, Unprocessable
+from bidding.errors import BadRequest, PayloadTooLarge, Unprocessable
 
 NOT_SEALED = "bids must be sealed: send an age v1 file encrypted to an X25519 recipient"
 # The age nonce and the tag of the final (possibly empty) chunk follow every header.
@@ -59,11 +60,14 @@ async def receive(
     max_bytes: int,
     sealed: bool = True,
     what: str = "a sealed bid",
+    idle_seconds: float | None = None,
 ) -> StagedUpload:
     """Stream a request body into a staging file; refuse early what cannot be a sealed bid
     (unless `sealed` is off: a tender's documents are plain files).
 
-    On any failure, including the client going away, the staging file is removed.
+    A client that sends nothing for `idle_seconds` is given up (BadRequest): a body that
+    never ends would otherwise hold its connection and staging file for ever. On any
+    failure, including the client going away, the staging file is removed.
     """
     staging.mkdir(parents=True, exist_ok=True)
     path = staging / f"{uuid.uuid4().hex}.part"
@@ -74,7 +78,18 @@ async def receive(
     header_length: int | None = None if sealed else 0
     try:
         try:
-            async for chunk in chunks:
+            arriving = aiter(chunks)
+            while True:
+                try:
+                    async with asyncio.timeout(idle_seconds):
+                        chunk = await anext(arriving)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise BadRequest(
+                        f"{what} stopped coming: nothing arrived for {idle_seconds:g} s",
+                        type="upload_stalled",
+                    ) from None
                 size += len(chunk)
                 if size > max_bytes:
                     raise PayloadTooLarge(
