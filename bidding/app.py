@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
 
-from bidding import demo, frontend
+from bidding import demo, frontend, security
 from bidding.audit.endpoints import router as audit_router
 from bidding.auth.endpoints import router as auth_router
 from bidding.db import Session, create_engine, create_session_factory, utcnow
@@ -21,6 +22,7 @@ from bidding.opening import pipeline
 from bidding.opening.endpoints import router as opening_router
 from bidding.opening.live import Hub
 from bidding.opening.scheduler import OpeningScheduler, instance_name
+from bidding.ratelimit import RateLimits
 from bidding.settings import Settings
 from bidding.tenders.blobs import FilesystemBlobStore
 from bidding.tenders.endpoints import router as tenders_router
@@ -109,7 +111,12 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         lifespan=lifespan,
     )
     app.state.settings = settings
-    install_error_handlers(app)
+    app.state.rate_limits = RateLimits.of(
+        sign_in=settings.rate_limit_sign_in,
+        registration=settings.rate_limit_registration,
+        submission=settings.rate_limit_submission,
+    )
+    install_error_handlers(app, headers_of_500=security.HEADERS)
     app.state.blobs = FilesystemBlobStore(settings.data_dir / "blobs")
     for router in (health_router, auth_router, tenders_router, opening_router, keys_router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
@@ -118,4 +125,21 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
     if site is not None:
         # What no route answers (the API, its docs, any route added later) is a page.
         app.router.default = site
+    # The first added is the innermost: headers go on every answer, CORS preflights included.
+    app.add_middleware(security.BodyLimit, max_bytes=settings.max_json_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location", "Retry-After"],
+            max_age=600,
+        )
+    docs = (app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url)
+    app.add_middleware(
+        security.SecurityHeaders,
+        always_hsts=settings.environment == "production",
+        docs_paths=frozenset(path for path in docs if path),
+    )
     return app

@@ -1,5 +1,6 @@
 """Domain errors carry their HTTP status; one handler turns each into {"type", "detail"}."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -84,6 +85,16 @@ class TooManyRequests(DomainError):
     type = "too_many_requests"
 
 
+class BodyRefused(StarletteHTTPException):
+    """A body refused while it is read (too large, a bad length). FastAPI lets only HTTP
+    exceptions through its body parsing, so this is one, answered in the usual shape."""
+
+    def __init__(self, status_code: int, detail: str, *, type: str, **extra: Any) -> None:
+        super().__init__(status_code, detail)
+        self.type = type
+        self.extra = extra
+
+
 _HTTP_TYPES = {
     400: "bad_request",
     401: "unauthorized",
@@ -129,8 +140,13 @@ def error_body(type: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"type": type, "detail": detail, **extra}
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Route every error the app can raise through the one JSON shape."""
+def install_error_handlers(
+    app: FastAPI, *, headers_of_500: Mapping[str, str] | None = None
+) -> None:
+    """Route every error the app can raise through the one JSON shape.
+
+    A 500 is answered outside every middleware: `headers_of_500` are what it must carry.
+    """
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
@@ -156,11 +172,21 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        type = _HTTP_TYPES.get(exc.status_code, "error")
+        if isinstance(exc, BodyRefused):
+            body = error_body(exc.type, exc.detail, **exc.extra)
+        else:
+            body = error_body(_HTTP_TYPES.get(exc.status_code, "error"), str(exc.detail))
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # The exception itself is logged by the server; the client learns nothing of it.
         return JSONResponse(
-            error_body(type, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body("internal_error", "the server failed; try again later"),
+            status_code=500,
+            headers=dict(headers_of_500 or {}),
         )
 
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)

@@ -15,7 +15,8 @@ CONTENT_SECURITY_POLICY = (
 
 
 class Pages(StaticFiles):
-    """The built pages, each answer with the security headers."""
+    """The built pages, each answer with the pages' own policy (bidding.security adds the
+    headers every answer carries)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
@@ -23,7 +24,6 @@ class Pages(StaticFiles):
                 headers = list(message.get("headers", []))
                 headers += [
                     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-                    (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"same-origin"),
                 ]
                 message = {**message, "headers": headers}

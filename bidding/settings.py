@@ -2,13 +2,33 @@
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-GIB = 1024 * 1024 * 1024
+from bidding.ratelimit import Rate
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+# Written COUNT/UNIT in the environment, e.g. BIDDING_RATE_LIMIT_SUBMISSION=10/minute.
+RateSetting = Annotated[Rate, NoDecode, BeforeValidator(Rate.parse)]
+
+
+def _check_origin(origin: Any) -> None:
+    """An origin exactly as a browser sends it: scheme://host[:port], lower case, no path."""
+    parts = urlsplit(origin) if isinstance(origin, str) else None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or origin != f"{parts.scheme}://{parts.netloc}".lower()
+        or "*" in origin
+    ):
+        raise ValueError(f"{origin!r}: an origin is scheme://host[:port] in lower case, no more")
 
 
 class Settings(BaseSettings):
@@ -25,15 +45,32 @@ class Settings(BaseSettings):
         default=None, description="base64 of 32 bytes; default: a 0600 key file in the data dir"
     )
     max_bid_bytes: int = Field(default=GIB, gt=0)
-    max_document_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
-    upload_idle_seconds: float = Field(
-        default=60, gt=0, description="a bid or document upload that sends nothing this long ends"
+    max_document_bytes: int = Field(default=100 * MIB, gt=0)
+    max_json_bytes: int = Field(
+        default=MIB, gt=0, description="largest body of any request but a bid or a document"
     )
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     min_bidding_period_seconds: int = Field(default=60, ge=0)
     login_max_failures: int = Field(default=5, gt=0)
     login_window_seconds: int = Field(default=900, gt=0)
-    cookie_secure: bool | None = Field(default=None, description="default: true in production")
+    cookie_secure: bool | None = Field(
+        default=None, description="default: true in production; always over HTTPS"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="origins allowed to call the API from their pages, comma-separated; "
+        "default: none",
+    )
+    rate_limit_sign_in: RateSetting = Field(
+        default=Rate(burst=60, period=60), description="sign-in attempts per client address"
+    )
+    rate_limit_registration: RateSetting = Field(
+        default=Rate(burst=20, period=3600), description="registrations per client address"
+    )
+    rate_limit_submission: RateSetting = Field(
+        default=Rate(burst=10, period=60),
+        description="bid uploads per bidding organization and tender",
+    )
     demo: bool = True
     opening_lease_seconds: float = Field(
         default=15, gt=0, description="an instance that stops renewing is taken over after this"
@@ -42,6 +79,16 @@ class Settings(BaseSettings):
         default=10, gt=0, description="how often the jobs are checked against the database"
     )
     opening_workers: int = Field(default=2, ge=1, le=64, description="threads that open bids")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _exact_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for origin in value:
+                _check_origin(origin)
+        return value
 
     @property
     def secure_cookies(self) -> bool:

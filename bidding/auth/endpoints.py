@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Form, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from bidding import security
 from bidding.auth import bidder_keys
 from bidding.auth import service as auth_service
 from bidding.auth.dependencies import (
@@ -37,7 +38,11 @@ DbSession = Session
 @router.post(
     "/auth/register",
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "the email or the organization is already registered"}},
+    dependencies=[Depends(security.limit_registration)],
+    responses={
+        409: {"description": "the email or the organization is already registered"},
+        429: {"description": "too many registrations from this address"},
+    },
 )
 async def register(body: Registration, session: DbSession) -> UserRead:
     """Sign up as a bidder, registering its organization; sign in afterwards."""
@@ -57,9 +62,11 @@ async def register(body: Registration, session: DbSession) -> UserRead:
 @router.post(
     "/auth/token",
     response_model_exclude_none=True,
+    # Before anything else: a flood of sign-ins must not spend an Argon2 hash each.
+    dependencies=[Depends(security.limit_sign_in)],
     responses={
         401: {"description": "invalid email or password"},
-        429: {"description": "throttled"},
+        429: {"description": "too many sign-ins from this address, or failures for the account"},
     },
 )
 async def sign_in(
@@ -100,31 +107,36 @@ async def sign_in(
     token, csrf_token, _ = await auth_service.issue_token(
         session=session, user=user, ttl_seconds=settings.token_ttl_seconds, with_csrf=with_cookie
     )
+    # A token is for this client alone: no cache along the way keeps the answer.
+    response.headers["Cache-Control"] = "no-store"
     if with_cookie:
         assert csrf_token is not None
-        _set_cookie(response, SESSION_COOKIE, token, settings=settings, http_only=True)
-        _set_cookie(response, CSRF_COOKIE, csrf_token, settings=settings, http_only=False)
+        secure = security.secure_cookies(request, settings)
+        _set_cookie(response, SESSION_COOKIE, token, settings=settings, secure=secure)
+        _set_cookie(response, CSRF_COOKIE, csrf_token, settings=settings, secure=secure)
     return TokenRead(
         access_token=token, expires_in=settings.token_ttl_seconds, csrf_token=csrf_token
     )
 
 
 def _set_cookie(
-    response: Response, name: str, value: str, *, settings: Settings, http_only: bool
+    response: Response, name: str, value: str, *, settings: Settings, secure: bool
 ) -> None:
     response.set_cookie(
         name,
         value,
         max_age=settings.token_ttl_seconds,
         path="/",
-        secure=settings.secure_cookies,
-        httponly=http_only,
+        secure=secure,
+        # The page reads the CSRF token from its cookie; the session stays out of its reach.
+        httponly=name == SESSION_COOKIE,
         samesite="lax",
     )
 
 
 @router.post("/auth/logout", status_code=status.HTTP_204_NO_CONTENT)
 async def sign_out(
+    request: Request,
     response: Response,
     session: DbSession,
     settings: AppSettings,
@@ -135,8 +147,8 @@ async def sign_out(
         await auth_service.revoke_token(session=session, access_token=access_token)
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(
-            name, path="/", secure=settings.secure_cookies, httponly=name == SESSION_COOKIE,
-            samesite="lax",
+            name, path="/", secure=security.secure_cookies(request, settings),
+            httponly=name == SESSION_COOKIE, samesite="lax",
         )  # fmt: skip
 
 

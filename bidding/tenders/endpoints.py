@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 
+from bidding import security
 from bidding.auth.dependencies import Bidder, Officer, OptionalUser
 from bidding.db import Session, iso_utc, utcnow
 from bidding.errors import BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType
@@ -227,6 +228,7 @@ async def add_document(
     as an amendment). Documents are public with the tender."""
     clean = tenders_service.document_name(name)
     tenders_service.check_document_allowed(tender)
+    security.lift_body_limit(request)  # max_document_bytes is enforced while streaming
     _declared_length(request, settings.max_document_bytes, what="a document")
     # No database connection is held while the body streams in.
     await session.commit()
@@ -237,7 +239,6 @@ async def add_document(
             max_bytes=settings.max_document_bytes,
             sealed=False,
             what="a document",
-            idle_seconds=settings.upload_idle_seconds,
         )
     except ClientDisconnect:
         raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
@@ -342,7 +343,11 @@ def _declared_length(request: Request, limit: int, *, what: str = "a sealed bid"
     "/{tender_id}/bids",
     status_code=201,
     openapi_extra=_BID_BODY,
-    responses={200: {"description": "an upload retried with its Idempotency-Key"}, **_FOUND},
+    responses={
+        200: {"description": "an upload retried with its Idempotency-Key"},
+        **_FOUND,
+        429: {"description": "too many uploads for this tender; see Retry-After"},
+    },
 )
 async def submit_bid(
     request: Request,
@@ -359,9 +364,11 @@ async def submit_bid(
     The deadline is decided by the server's clock when the bid is committed, after the
     upload: an upload that starts before the deadline and ends after it is refused.
     """
+    security.limit_submission(request, bidder=bidder, tender_id=tender_id)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/octet-stream":
         raise UnsupportedMediaType("send the sealed file as application/octet-stream")
+    security.lift_body_limit(request)  # max_bid_bytes is enforced while streaming
     _declared_length(request, settings.max_bid_bytes)
     # No database connection or lock is held while the body streams in, however slowly.
     await session.commit()
@@ -370,7 +377,6 @@ async def submit_bid(
             request.stream(),
             staging=settings.data_dir / "staging",
             max_bytes=settings.max_bid_bytes,
-            idle_seconds=settings.upload_idle_seconds,
         )
     except ClientDisconnect:
         raise BadRequest("the upload was interrupted", type="upload_interrupted") from None

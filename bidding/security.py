@@ -1,0 +1,231 @@
+"""Hardening at the edge: security headers, body limits, rate limits, the client's address.
+
+Everything here is plain ASGI or a small FastAPI dependency, wired by create_app().
+"""
+
+import base64
+import hashlib
+import ipaddress
+import math
+import re
+from collections.abc import Hashable
+
+from fastapi import Request
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bidding.auth.models import User
+from bidding.errors import BodyRefused, TooManyRequests
+from bidding.ratelimit import RateLimiter, RateLimits
+from bidding.settings import Settings
+
+# What an answer of the API may do in a browser: nothing. A page sets its own policy.
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+HSTS = "max-age=31536000"
+# Every answer's headers, unless it sets its own (a page's policy and referrer policy).
+HEADERS = {
+    "content-security-policy": API_POLICY,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "x-frame-options": "DENY",
+}
+# The API documentation pages (Swagger UI, ReDoc) load their code, styles and fonts from the
+# CDNs FastAPI names; their one inline script each is allowed by its hash (see _docs_policy).
+_DOCS_SOURCES = {
+    "script-src": "https://cdn.jsdelivr.net",
+    # Swagger UI and ReDoc style their own elements from script.
+    "style-src": "https://cdn.jsdelivr.net https://fonts.googleapis.com 'unsafe-inline'",
+    "font-src": "https://fonts.gstatic.com",
+    "img-src": "'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
+    "worker-src": "blob:",
+    "connect-src": "'self'",
+}
+_INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL)
+
+
+def _docs_policy(html: bytes) -> str:
+    """The docs pages' policy, allowing exactly the inline scripts of this page."""
+    hashes = [
+        "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
+        for script in _INLINE_SCRIPT.findall(html)
+    ]
+    sources = dict(_DOCS_SOURCES)
+    sources["script-src"] = " ".join([sources["script-src"], *hashes])
+    directives = ["default-src 'none'", *(f"{name} {value}" for name, value in sources.items())]
+    directives += ["frame-ancestors 'none'", "base-uri 'none'", "form-action 'none'"]
+    return "; ".join(directives)
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope.get("path", "")
+    root = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+class SecurityHeaders:
+    """Adds the security headers to every HTTP answer: a policy that forbids everything
+    unless the answer brings its own (the pages, documents), nosniff, no referrer, no
+    framing, an opener policy, and HSTS over HTTPS (or always, in production)."""
+
+    def __init__(self, app: ASGIApp, *, always_hsts: bool, docs_paths: frozenset[str]) -> None:
+        self.app = app
+        self.always_hsts = always_hsts
+        self.docs_paths = docs_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # The scheme is https behind a trusted proxy that says so (uvicorn's proxy headers).
+        hsts = self.always_hsts or scope.get("scheme") == "https"
+
+        def secured(message: Message, policy: str = API_POLICY) -> Message:
+            headers = MutableHeaders(raw=list(message.get("headers", [])))
+            for name, value in (HEADERS | {"content-security-policy": policy}).items():
+                headers.setdefault(name, value)
+            if hsts:
+                headers.setdefault("strict-transport-security", HSTS)
+            return {**message, "headers": headers.raw}
+
+        if _route_path(scope) not in self.docs_paths:
+
+            async def send_secured(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message = secured(message)
+                await send(message)
+
+            await self.app(scope, receive, send_secured)
+            return
+
+        # A docs page is small: held until complete, so its policy can name its scripts.
+        held: list[Message] = []
+
+        async def send_docs(message: Message) -> None:
+            held.append(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                html = b"".join(m.get("body", b"") for m in held[1:])
+                await send(secured(held[0], _docs_policy(html)))
+                await send({"type": "http.response.body", "body": html})
+
+        await self.app(scope, receive, send_docs)
+
+
+# --- request bodies ------------------------------------------------------------------------
+
+_BODY_LIMIT = "bidding.body_limit"
+
+
+class BodyLimit:
+    """Refuses a request body larger than the limit while it is read, whatever its
+    Content-Length says (413), and a Content-Length that is not a number (400).
+
+    Endpoints that stream a large body to disk with a limit of their own lift this one
+    (lift_body_limit) before they read.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope[_BODY_LIMIT] = self.max_bytes
+        received = 0
+        checked = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, checked
+            limit: int | None = scope[_BODY_LIMIT]
+            if limit is None:
+                return await receive()
+            if not checked:
+                checked = True
+                declared = _declared_length(scope)
+                if declared is not None and declared > limit:
+                    raise _too_large(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _too_large(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _too_large(limit: int) -> BodyRefused:
+    return BodyRefused(
+        413, f"the body may be at most {limit} bytes", type="payload_too_large", limit=limit
+    )
+
+
+def _declared_length(scope: Scope) -> int | None:
+    values = [v for k, v in scope.get("headers", []) if k.lower() == b"content-length"]
+    if not values:
+        return None
+    text = values[0].decode("latin-1").strip()
+    if len(values) > 1 or not (text.isascii() and text.isdigit()):
+        raise BodyRefused(400, "Content-Length must be one non-negative integer", type="bad_length")
+    return int(text)
+
+
+def lift_body_limit(request: Request) -> None:
+    """For an endpoint that enforces its own limit while it streams the body."""
+    request.scope[_BODY_LIMIT] = None
+
+
+# --- who is asking, and how often ----------------------------------------------------------
+
+
+def client_address(request: Request) -> str:
+    """The client's address as rate limits count it: IPv4 as is, IPv6 by its /64, since one
+    subscriber commonly holds a whole /64. Behind a proxy, uvicorn's proxy headers give the
+    real client (see `bidding serve --forwarded-allow-ips`)."""
+    host = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def rate_limits(request: Request) -> RateLimits:
+    limits: RateLimits = request.app.state.rate_limits
+    return limits
+
+
+def _spend(limiter: RateLimiter, key: Hashable, what: str) -> None:
+    wait = limiter.take(key)
+    if wait > 0:
+        seconds = max(1, math.ceil(wait))
+        raise TooManyRequests(f"too many {what}; try again in {seconds} s", retry_after=seconds)
+
+
+async def limit_sign_in(request: Request) -> None:
+    """Dependency: a sign-in attempt, counted per client address."""
+    _spend(rate_limits(request).sign_in, client_address(request), "sign-ins from this address")
+
+
+async def limit_registration(request: Request) -> None:
+    """Dependency: a registration, counted per client address."""
+    limiter = rate_limits(request).registration
+    _spend(limiter, client_address(request), "registrations from this address")
+
+
+def limit_submission(request: Request, *, bidder: User, tender_id: Hashable) -> None:
+    """A bid upload, counted per bidding organization (or bidder) and tender."""
+    key = (bidder.organization_id or bidder.id, tender_id)
+    _spend(rate_limits(request).submission, key, "uploads for this tender")
+
+
+def secure_cookies(request: Request, settings: Settings) -> bool:
+    """Whether cookies are Secure: as set (true in production), and always over HTTPS,
+    including HTTPS that a trusted proxy reports."""
+    return settings.secure_cookies or request.url.scheme == "https"
