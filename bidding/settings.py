@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     max_json_bytes: int = Field(
         default=MIB, gt=0, description="largest body of any request but a bid or a document"
     )
+    upload_idle_seconds: float = Field(
+        default=60, gt=0, description="a bid or document upload that sends nothing this long ends"
+    )
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     min_bidding_period_seconds: int = Field(default=60, ge=0)
     login_max_failures: int = Field(default=5, gt=0)

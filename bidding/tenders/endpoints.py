@@ -239,6 +239,7 @@ async def add_document(
             max_bytes=settings.max_document_bytes,
             sealed=False,
             what="a document",
+            idle_seconds=settings.upload_idle_seconds,
         )
     except ClientDisconnect:
         raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
@@ -377,6 +378,7 @@ async def submit_bid(
             request.stream(),
             staging=settings.data_dir / "staging",
             max_bytes=settings.max_bid_bytes,
+            idle_seconds=settings.upload_idle_seconds,
         )
     except ClientDisconnect:
         raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
