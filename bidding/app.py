@@ -2,14 +2,16 @@
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bidding import demo, frontend, security
 from bidding.audit.endpoints import router as audit_router
@@ -28,6 +30,11 @@ from bidding.tenders.blobs import FilesystemBlobStore
 from bidding.tenders.endpoints import router as tenders_router
 
 API_PREFIX = "/api/v1"
+# Deadlines are decided by this process's clock; a database clock further off than this is
+# worth a warning (the two are compared once, at start-up).
+CLOCK_TOLERANCE = timedelta(seconds=1)
+
+logger = logging.getLogger(__name__)
 
 health_router = APIRouter(tags=["health"])
 
@@ -44,6 +51,44 @@ async def health(session: Session) -> dict[str, Any]:
             "server_time": utcnow()}  # fmt: skip
 
 
+async def database_clock_offset(engine: AsyncEngine) -> tuple[datetime, datetime]:
+    """The database's clock and the platform's (utcnow) at the same moment, as aware UTC."""
+    if engine.dialect.name == "sqlite":
+        # SQLite's CURRENT_TIMESTAMP is UTC text without a zone, to the second; this has ms.
+        query = "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    else:
+        # now() is when the transaction began; clock_timestamp() when the clock was read.
+        query = "SELECT clock_timestamp()"
+    async with engine.connect() as connection:
+        before = utcnow()
+        value = (await connection.execute(text(query))).scalar_one()
+        after = utcnow()
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    database = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    # The database read its clock somewhere in the round trip: compare with the middle of it.
+    return database, before + (after - before) / 2
+
+
+async def check_database_clock(engine: AsyncEngine) -> timedelta:
+    """Warn when the database's clock is off from the platform's by more than a second.
+
+    Only the platform's clock decides deadlines (acceptance and opening alike), so nothing
+    goes wrong; but the database's own timestamps, and anyone reading them, would disagree.
+    """
+    database, platform = await database_clock_offset(engine)
+    difference = database - platform
+    if abs(difference) > CLOCK_TOLERANCE:
+        logger.warning(
+            "the database's clock reads %s while this server's reads %s: %+.3f s apart. "
+            "Deadlines follow this server's clock; synchronize both with NTP.",
+            database.isoformat(),
+            platform.isoformat(),
+            difference.total_seconds(),
+        )
+    return difference
+
+
 def create_app(settings: Settings | None = None, *, manage_state: bool = True) -> FastAPI:
     """Build the application. With manage_state=False the caller fills app.state (tests)."""
     settings = settings or Settings()
@@ -55,6 +100,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
             return
         engine = create_engine(settings.resolved_database_url)
         app.state.engine = engine
+        await check_database_clock(engine)
         app.state.session_factory = create_session_factory(engine)
         app.state.keys = load_platform_keys(settings)
         url = settings.resolved_database_url
