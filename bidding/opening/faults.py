@@ -2,9 +2,10 @@
 opening, so that a test can kill the process exactly there.
 
 `BIDDING_FAULT_PAUSE=<point>:<seconds>` in a server's environment makes its opening wait that
-long each time it reaches that point; the points are the pipeline's event types, reached
-inside the step's transaction once its event is written and before it commits (for
-"record.published": the record signed, the opening's row locked, the tender's status and the
+long each time it reaches that point, inside the step's transaction, its event written and not
+yet committed. The points are the event types of the steps written one event at a time
+(log.sealed, bids.listed, decryption.window_opened, coefficient.drawn, scores.computed) and
+record.published (the record signed, the opening's row locked, the tender's status and the
 final events written). Unset, as it is everywhere but in tests/reliability, `reached` does
 nothing. Never set it in production: it only delays openings.
 """
