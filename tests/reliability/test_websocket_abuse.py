@@ -49,7 +49,7 @@ from tests.test_serve import bidding_env
 WATCHERS = 8
 BIDS = 10
 NOTES = 3  # text fields of the bid form, each filled to the brim: events of ~30 KB
-SLOW_PAUSE = 0.3  # seconds between two messages read by the slow reader
+SLOW_PAUSE = 1.0  # seconds between two messages read by the slow reader
 WAIT = 60.0  # seconds; only waited for when something is wrong
 OCTETS = {"Content-Type": "application/octet-stream"}
 
