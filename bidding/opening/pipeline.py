@@ -7,9 +7,11 @@ writes no event twice.
 """
 
 import asyncio
+import base64
 import collections
 import concurrent.futures
 import hashlib
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +28,7 @@ from bidding.audit import service as audit
 from bidding.auth.models import Organization, User
 from bidding.crypto import merkle
 from bidding.crypto.canonical import canonical_json
+from bidding.crypto.signing import VerifyKey
 from bidding.db import iso_utc, utcnow
 from bidding.keys import PlatformKeys
 from bidding.opening import decryption, faults, scoring
@@ -33,7 +36,7 @@ from bidding.opening import events as ev
 from bidding.opening.models import Opening, OpeningEvent
 from bidding.tenders import service as tenders_service
 from bidding.tenders.blobs import BlobStore
-from bidding.tenders.models import Bid, BidStatus, LogEntry, OpeningMode, Tender, TenderStatus
+from bidding.tenders.models import LogEntry, OpeningMode, Tender, TenderStatus
 from bidding.tenders.schemas import money_text, plain_decimal_text
 
 logger = logging.getLogger(__name__)
@@ -353,25 +356,57 @@ class _Opening:
 
     # bids.listed
     async def _list_bids(self, session: AsyncSession) -> dict[str, Any]:
-        rows = await session.execute(
-            select(Bid, Organization.name)
-            .join(Organization, Organization.id == Bid.bidder_id)
-            .where(Bid.tender_id == self.tender_id, Bid.status == BidStatus.active)
-            .order_by(Bid.received_at, Bid.id)
+        """The bids from the sealed log, not from the bids table: each bidder's last signed
+        receipt counts, a bid unless it is a withdrawal. A row planted or edited in the
+        database cannot put a bid, or another file, into the opening: a leaf that does not
+        hash to its leaf hash or whose signature is not the platform's is left out, and named.
+        """
+        entries = await session.execute(
+            select(LogEntry.position, LogEntry.body, LogEntry.leaf_hash, LogEntry.key_id)
+            .add_columns(LogEntry.signature)
+            .where(LogEntry.tender_id == self.tender_id)
+            .order_by(LogEntry.position)
         )
+        public_key = self.ctx.keys.signing.public_key
+        latest: dict[str, dict[str, Any]] = {}
+        unverified: list[int] = []
+        for position, text, leaf, key_id, signature in entries:
+            body = _signed_receipt_body(text, leaf, key_id, signature, public_key)
+            if body is None or body.get("tender_id") != str(self.tender_id):
+                unverified.append(position)
+                continue
+            latest[body["bidder_id"]] = body
+        handed_in = sorted(
+            (body for body in latest.values() if body.get("kind") == "bid"),
+            key=lambda body: (body["received_at"], body["bid_id"]),
+        )
+        organizations = await session.execute(
+            select(Organization.id, Organization.name).where(
+                Organization.id.in_({uuid.UUID(body["bidder_id"]) for body in handed_in})
+            )
+        )
+        names = {id: name for id, name in organizations}
         bids = [
             {
-                "bid_id": str(bid.id),
-                "bidder_id": str(bid.bidder_id),
-                "bidder_name": name,
-                "version": bid.version,
-                "sha256": bid.sha256,
-                "size": bid.size,
-                "received_at": iso_utc(bid.received_at),
+                "bid_id": body["bid_id"],
+                "bidder_id": body["bidder_id"],
+                "bidder_name": names.get(uuid.UUID(body["bidder_id"]), ""),
+                "version": body["version"],
+                "sha256": body["sha256"],
+                "size": body["size"],
+                "received_at": body["received_at"],
             }
-            for bid, name in rows
+            for body in handed_in
         ]
-        return {"count": len(bids), "bids": bids}
+        listed: dict[str, Any] = {"count": len(bids), "bids": bids}
+        if unverified:
+            logger.error(
+                "tender %s: log leaves %s are not receipts the platform signed; left out",
+                self.tender_id,
+                unverified,
+            )
+            listed["unverified_leaves"] = unverified
+        return listed
 
     # bid.decrypted / bid.rejected
     def _pending(self, listed: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -762,3 +797,20 @@ def _working(working: scoring.ComprehensiveWorking | scoring.BenchmarkWorking | 
             "benchmark_price": money_text(working.benchmark_price),
         }
     return None
+
+
+def _signed_receipt_body(
+    text: str, leaf: str, key_id: str, signature: str, public_key: VerifyKey
+) -> dict[str, Any] | None:
+    """A log row's receipt body if the row is what the platform wrote and signed, else None."""
+    body_bytes = text.encode("utf-8")
+    try:
+        signed = key_id == public_key.key_id and public_key.verify(
+            body_bytes, base64.b64decode(signature, validate=True)
+        )
+        body = json.loads(text) if signed else None
+    except ValueError:  # bad base64, bad JSON, bad UTF-8
+        return None
+    if merkle.leaf_hash(body_bytes).hex() != leaf or not isinstance(body, dict):
+        return None
+    return body

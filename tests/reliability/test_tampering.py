@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
 from bidding import client
 from bidding.crypto import age, merkle
@@ -463,7 +463,7 @@ class TestEditedDatabase:
         for receipt in kept:
             assert platform.verify_receipt(receipt, tmp_path).returncode == 0
 
-    async def test_a_bid_row_pointed_at_another_file_does_not_change_the_outcome_unnoticed(
+    async def test_a_bid_row_pointed_at_another_file_changes_nothing(
         self, platform: Platform
     ) -> None:
         tender = await platform.tender()
@@ -487,16 +487,56 @@ class TestEditedDatabase:
         )
         events = await platform.open(tender)
 
-        # Either the opening kept to what was receipted, or what it published contradicts the
-        # signed log for everyone to see. Today it is the second: bids.listed is read from the
-        # bids table, so the substitute is opened and its price ranked, and only a comparison
-        # of bids.listed with the published leaves (or the victim's own receipt) exposes it.
+        # The opening lists what the signed log holds, so the victim's own file is opened.
+        assert forged_price not in json.dumps(events)
         leaves = (await platform.get(tender, "/log/leaves")).json()["leaves"]
-        assert root_of(leaves) == data_of(events, ev.LOG_SEALED)["tree_head"]["root_hash"]
-        findings = auditor_findings(data_of(events, ev.BIDS_LISTED)["bids"], leaves)
-        if forged_price in json.dumps(events):
-            (finding,) = findings
-            assert finding.startswith(f"bid {victim['body']['bid_id']}: listed ")
-            assert digest in finding and victim["body"]["sha256"] in finding
-        else:
-            assert findings == []
+        assert auditor_findings(data_of(events, ev.BIDS_LISTED)["bids"], leaves) == []
+        assert outcomes(events)[victim["body"]["bid_id"]] == (ev.BID_DECRYPTED, None)
+        assert "unverified_leaves" not in data_of(events, ev.BIDS_LISTED)
+
+    async def test_a_receipt_forged_into_the_log_is_left_out_and_named(
+        self, platform: Platform
+    ) -> None:
+        tender = await platform.tender()
+        receipts = [await platform.bid(tender, n, json_bid(n)) for n in range(2)]
+        # A third bid, sealed like any other, written straight into the database: its log row
+        # copies a real receipt's signature, which does not sign this body.
+        forged = age.seal_bytes(
+            json.dumps({"price": "1.00", "duration_days": 90}).encode(),
+            [age.Recipient.parse(tender["opening_recipient"])],
+        )
+        digest = hashlib.sha256(forged).hexdigest()
+        planted = platform.database.data_dir / "blobs" / digest[:2] / digest[2:4] / digest
+        planted.parent.mkdir(parents=True, exist_ok=True)
+        planted.write_bytes(forged)
+        body = {
+            **receipts[0]["body"],
+            "bidder_id": receipts[1]["body"]["bidder_id"],
+            "bid_id": str(uuid.uuid4()),
+            "version": 2,
+            "sha256": digest,
+            "size": len(forged),
+        }
+        text = canonical_json(body).decode()
+        first = await platform.log_row(tender, 0)
+        await platform.sql(
+            insert(LogEntry).values(
+                id=uuid.uuid4(),
+                tender_id=uuid.UUID(tender["id"]),
+                position=2,
+                bid_id=first.bid_id,
+                bidder_id=uuid.UUID(body["bidder_id"]),
+                body=text,
+                leaf_hash=merkle.leaf_hash(text.encode()).hex(),
+                key_id=first.key_id,
+                signature=first.signature,
+            )
+        )
+        events = await platform.open(tender)
+
+        listed = data_of(events, ev.BIDS_LISTED)
+        assert listed["unverified_leaves"] == [2]
+        assert sorted(bid["bid_id"] for bid in listed["bids"]) == sorted(
+            receipt["body"]["bid_id"] for receipt in receipts
+        )
+        assert "1.00" not in [e["data"].get("price") for e in events]
