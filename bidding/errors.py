@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 
 class DomainError(Exception):
@@ -140,6 +141,25 @@ def error_body(type: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {"type": type, "detail": detail, **extra}
 
 
+def _allow(request: Request, exc: StarletteHTTPException) -> Mapping[str, str] | None:
+    """The exception's headers; for a 405, with every method the path has in `Allow`
+    (Starlette names those of the first route on the path only: GET, not also PATCH)."""
+    if exc.status_code != 405:
+        return exc.headers
+    path = request.scope.get("path", "")
+    methods = {
+        method.upper()
+        for template, operations in request.app.openapi().get("paths", {}).items()
+        if compile_path(template)[0].match(path)
+        for method in operations
+    }
+    if not methods:
+        return exc.headers
+    if "GET" in methods:
+        methods.add("HEAD")
+    return {**(exc.headers or {}), "Allow": ", ".join(sorted(methods))}
+
+
 def install_error_handlers(
     app: FastAPI, *, headers_of_500: Mapping[str, str] | None = None
 ) -> None:
@@ -176,7 +196,7 @@ def install_error_handlers(
             body = error_body(exc.type, exc.detail, **exc.extra)
         else:
             body = error_body(_HTTP_TYPES.get(exc.status_code, "error"), str(exc.detail))
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(body, status_code=exc.status_code, headers=_allow(request, exc))
 
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         # The exception itself is logged by the server; the client learns nothing of it.

@@ -271,7 +271,9 @@ def _attachment(name: str) -> str:
 @router.get(
     "/{tender_id}/documents/{document_id}",
     response_class=StreamingResponse,
-    responses=_FOUND | {200: {"content": {"application/octet-stream": {}}}},
+    # Served with the media type it was uploaded as (a PDF as application/pdf), so any.
+    responses=_FOUND
+    | {200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def read_document(
     tender: VisibleTender, document_id: uuid.UUID, request: Request
