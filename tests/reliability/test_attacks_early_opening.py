@@ -2,7 +2,8 @@
 an admin try every way into the bids the API has, and an insider calls the opening itself
 (`bidding.opening.pipeline`) and the scheduler directly. All are refused; no bid is read from
 the blob store, the tender's opening key is never unwrapped, the tender stays published with
-no opening event, and every bid is still sealed and active.
+no opening event, and every bid is still sealed and active. A call of the opening is recorded
+in the tender's audit trail as `opening.refused_early`, with who asked and from where.
 """
 
 import uuid
@@ -14,6 +15,7 @@ from typing import Any, BinaryIO
 import pytest
 from sqlalchemy import func, select
 
+from bidding.audit import service as audit
 from bidding.auth.models import Organization, Role
 from bidding.db import create_session_factory, utcnow
 from bidding.opening import events as ev
@@ -94,6 +96,10 @@ async def party(scene: Scene, role: str) -> Party:
         headers = await bearer(session, user)
         await session.commit()
     return Party(user, headers)
+
+
+def _deadline(tender: Event) -> datetime:
+    return datetime.fromisoformat(tender["bid_deadline"].replace("Z", "+00:00"))
 
 
 async def assert_still_sealed(
@@ -177,7 +183,7 @@ class TestThroughTheApi:
         await openings.start()
         try:
             await openings.sync_tender(uuid.UUID(tender["id"]))
-            deadline = datetime.fromisoformat(tender["bid_deadline"].replace("Z", "+00:00"))
+            deadline = _deadline(tender)
             scheduled = openings.scheduled_at(uuid.UUID(tender["id"]))
             assert scheduled is not None
             assert abs(scheduled.astimezone(UTC) - deadline) < timedelta(milliseconds=1)
@@ -187,7 +193,7 @@ class TestThroughTheApi:
 
 
 class TestDirectCalls:
-    async def test_the_opening_function_refuses_before_the_deadline(
+    async def test_the_opening_function_refuses_before_the_deadline_and_audits_it(
         self,
         scene: Scene,
         sealed: tuple[Event, list[Event], WatchedBlobs],
@@ -195,13 +201,31 @@ class TestDirectCalls:
     ) -> None:
         tender, _receipts, watched = sealed
         tender_id = uuid.UUID(tender["id"])
-        for instance in ("test-instance", "an-insider's-process"):
+        officer = (await party(scene, "officer")).user
+        admin = (await party(scene, "admin")).user
+        attempts = [("test-instance", None), ("an-insider's-process", officer)]
+        attempts += [("an-insider's-process", admin)]
+        for instance, actor in attempts:
             ctx = scene.context(instance=instance, blobs=watched)
-            outcome = await pipeline.run(ctx, tender_id)
+            outcome = await pipeline.run(ctx, tender_id, actor=actor)
             assert isinstance(outcome, pipeline.NotDue), outcome
-            assert outcome.deadline.isoformat().startswith(tender["bid_deadline"][:19])
-            assert isinstance(await pipeline.claim(ctx, tender_id), pipeline.NotDue)
+            assert outcome.deadline == _deadline(tender)
         await assert_still_sealed(scene, tender, watched, unwrapped)
+        # Each attempt is in the tender's audit trail, by whom and from which process, and
+        # the trail still verifies.
+        async with create_session_factory(scene.engine)() as session:
+            trail = await audit.after(session=session, chain=audit.tender_chain(tender_id))
+            verified = await audit.verify(session=session)
+        refused = [
+            (e.actor_user_id, e.details["instance"])
+            for e in trail
+            if e.action.startswith("opening")
+        ]
+        assert refused == [(None if a is None else a.id, i) for i, a in attempts]
+        assert {e.action for e in trail if e.action.startswith("opening")} == {
+            "opening.refused_early"
+        }
+        assert verified.broken == []
 
     @pytest.mark.parametrize("room_exists", [False, True])
     async def test_the_steps_without_the_claim_write_nothing_and_open_nothing(
@@ -235,7 +259,7 @@ class TestDirectCalls:
         unwrapped: list[uuid.UUID],
     ) -> None:
         tender, _receipts, watched = sealed
-        deadline = datetime.fromisoformat(tender["bid_deadline"].replace("Z", "+00:00"))
+        deadline = _deadline(tender)
         almost = scene.context(blobs=watched, clock=lambda: deadline - timedelta(milliseconds=1))
         assert isinstance(await pipeline.run(almost, uuid.UUID(tender["id"])), pipeline.NotDue)
         await assert_still_sealed(scene, tender, watched, unwrapped)
