@@ -12,10 +12,11 @@ from collections.abc import Hashable
 
 from fastapi import Request
 from starlette.datastructures import MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bidding.auth.models import User
-from bidding.errors import BodyRefused, TooManyRequests
+from bidding.errors import BodyRefused, TooManyRequests, error_body
 from bidding.ratelimit import RateLimiter, RateLimits
 from bidding.settings import Settings
 
@@ -131,6 +132,18 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        names = [name.lower() for name, _ in scope.get("headers", [])]
+        if b"content-length" in names and b"transfer-encoding" in names:
+            # Two framings of one body, the mark of request smuggling: refused, and the
+            # connection closed (RFC 9112 6.1), where the HTTP server read it as chunks and
+            # would have kept the connection for the next request.
+            refusal = JSONResponse(
+                error_body("bad_length", "send Content-Length or Transfer-Encoding, not both"),
+                status_code=400,
+                headers={"Connection": "close"},
+            )
+            await refusal(scope, receive, send)
             return
         scope[_BODY_LIMIT] = self.max_bytes
         received = 0
