@@ -172,7 +172,11 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         # What no route answers (the API, its docs, any route added later) is a page.
         app.router.default = site
     # The first added is the innermost: headers go on every answer, CORS preflights included.
-    app.add_middleware(security.BodyLimit, max_bytes=settings.max_json_bytes)
+    app.add_middleware(
+        security.BodyLimit,
+        max_bytes=settings.max_json_bytes,
+        idle_seconds=settings.upload_idle_seconds,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -3,6 +3,7 @@
 Everything here is plain ASGI or a small FastAPI dependency, wired by create_app().
 """
 
+import asyncio
 import base64
 import hashlib
 import ipaddress
@@ -122,12 +123,14 @@ class BodyLimit:
     Content-Length says (413), and a Content-Length that is not a number (400).
 
     Endpoints that stream a large body to disk with a limit of their own lift this one
-    (lift_body_limit) before they read.
+    (lift_body_limit) before they read. A body that stops coming for `idle_seconds` is
+    refused (400): its request would otherwise wait for it for ever.
     """
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, idle_seconds: float | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.idle_seconds = idle_seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,9 +151,10 @@ class BodyLimit:
         scope[_BODY_LIMIT] = self.max_bytes
         received = 0
         checked = False
+        complete = False
 
         async def limited_receive() -> Message:
-            nonlocal received, checked
+            nonlocal received, checked, complete
             limit: int | None = scope[_BODY_LIMIT]
             if limit is None:
                 return await receive()
@@ -159,8 +163,19 @@ class BodyLimit:
                 declared = _declared_length(scope)
                 if declared is not None and declared > limit:
                     raise _too_large(limit)
-            message = await receive()
+            if complete:
+                return await receive()  # waiting for the client to leave: no body, no limit
+            try:
+                async with asyncio.timeout(self.idle_seconds):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyRefused(
+                    400,
+                    f"the body stopped coming: nothing arrived for {self.idle_seconds:g} s",
+                    type="body_stalled",
+                ) from None
             if message["type"] == "http.request":
+                complete = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise _too_large(limit)

@@ -50,7 +50,10 @@ class Settings(BaseSettings):
         default=MIB, gt=0, description="largest body of any request but a bid or a document"
     )
     upload_idle_seconds: float = Field(
-        default=60, gt=0, description="a bid or document upload that sends nothing this long ends"
+        default=60,
+        gt=0,
+        description="a request body (a bid, a document, JSON) that stops "
+        "coming for this long is refused with 400",
     )
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     min_bidding_period_seconds: int = Field(default=60, ge=0)

@@ -261,6 +261,26 @@ class TestLengths:
         assert server.rows() == before
         still_serving(server)
 
+    @pytest.mark.parametrize("framing", ["content-length", "chunked"])
+    def test_a_json_body_that_stops_coming_is_given_up(self, server: Server, framing: str) -> None:
+        # Far smaller than a bid, but a request waiting for ever all the same: a thousand of
+        # them would hold a thousand connections.
+        register = b"POST /api/v1/auth/register HTTP/1.1\r\nHost: x\r\n"
+        register += b"Content-Type: application/json\r\n"
+        part = b'{"email": "stalled@example.com", '
+        with connect(server) as sock:
+            if framing == "chunked":
+                sock.sendall(register + b"Transfer-Encoding: chunked\r\n\r\n" + chunk(part))
+            else:
+                sock.sendall(register + b"Content-Length: 1000\r\n\r\n" + part)
+            started = time.monotonic()
+            status, answer = raw_answer(sock)
+            waited = time.monotonic() - started
+        assert status == 400, answer
+        assert json.loads(answer)["type"] == "body_stalled"
+        assert IDLE_SECONDS - 0.5 < waited < IDLE_SECONDS + 10, f"answered after {waited:.1f} s"
+        still_serving(server)
+
 
 # --- memory --------------------------------------------------------------------------------
 
