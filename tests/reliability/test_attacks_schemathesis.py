@@ -193,3 +193,29 @@ def test_every_answer_matches_the_document_for_every_role(case: Any, world: Worl
         if case.operation.path.endswith("/auth/logout") and role != "anonymous":
             headers["Authorization"] = world.spare_tokens[role].pop()
         case.call_and_validate(headers=headers, app=world.app)
+
+
+# --- what Schemathesis found, each on its own ------------------------------------------------
+
+
+async def test_a_405_names_every_method_of_its_path(client: httpx.AsyncClient) -> None:
+    # Starlette answered with the methods of the first route on the path alone.
+    tender = f"{TENDERS}/{uuid.uuid4()}"
+    for path, methods in (
+        (TENDERS, "GET, HEAD, POST"),
+        (tender, "GET, HEAD, PATCH"),
+        (f"{tender}/bids/mine", "DELETE, GET, HEAD"),
+        (f"{tender}/documents/{uuid.uuid4()}", "DELETE, GET, HEAD"),
+        ("/api/v1/me/keys", "GET, HEAD, PUT"),
+    ):
+        response = await client.request("OPTIONS", path)
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == methods, path
+        assert response.json()["type"] == "method_not_allowed"
+
+
+def test_a_documents_download_is_documented_in_any_media_type() -> None:
+    operation = _DOCUMENT_APP.openapi()["paths"][
+        f"{TENDERS}/{{tender_id}}/documents/{{document_id}}"
+    ]
+    assert set(operation["get"]["responses"]["200"]["content"]) == {"*/*"}
