@@ -57,6 +57,7 @@ class Platform:
     data_dir: Path
     env: dict[str, str]
     accounts: dict[str, str] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
     _serial: int = 0
 
     def add_account(self, name: str, role: str, org: str | None = None) -> str:
@@ -199,9 +200,13 @@ def screenshot(page: "playwright_sync.Page", name: str) -> None:
 
 
 def api_token(platform: Platform, account: str) -> str:
-    """A bearer token for a named account."""
-    with client.open_client(platform.url) as http:
-        return client.sign_in(http, email=platform.accounts[account], password=PASSWORD)
+    """A bearer token for a named account, signed in once: the platform limits sign-ins per
+    address, and every test here comes from the same one."""
+    if account not in platform.tokens:
+        with client.open_client(platform.url) as http:
+            email = platform.accounts[account]
+            platform.tokens[account] = client.sign_in(http, email=email, password=PASSWORD)
+    return platform.tokens[account]
 
 
 def api_call(platform: Platform, account: str | None, method: str, path: str, **kwargs: Any) -> Any:
