@@ -295,7 +295,10 @@ async def _seed_demo(settings: "Settings", url: str) -> None:
     except IntegrityError:
         return  # another instance seeded the same empty database at the same moment
     if accounts:
-        lines = [f"Demo data created (shown once; BIDDING_DEMO=0 turns this off). API: {url}/docs"]
+        lines = [
+            "Demo data created (shown once; BIDDING_DEMO=0 turns this off). "
+            f"Pages: {url}/ (sign in with these) API: {url}/docs"
+        ]
         lines += [f"  {a.role.value:<10} {a.email:<28} {a.password}" for a in accounts]
         lines.append(
             "The second demo tender is opened by its bidders: their keys appear in "
