@@ -7,7 +7,6 @@ writes no event twice.
 """
 
 import asyncio
-import base64
 import collections
 import concurrent.futures
 import hashlib
@@ -28,6 +27,7 @@ from bidding.audit import service as audit
 from bidding.auth.models import Organization, User
 from bidding.crypto import merkle
 from bidding.crypto.canonical import canonical_json
+from bidding.crypto.receipts import receipt_problems
 from bidding.crypto.signing import VerifyKey
 from bidding.db import iso_utc, utcnow
 from bidding.keys import PlatformKeys
@@ -802,15 +802,12 @@ def _working(working: scoring.ComprehensiveWorking | scoring.BenchmarkWorking | 
 def _signed_receipt_body(
     text: str, leaf: str, key_id: str, signature: str, public_key: VerifyKey
 ) -> dict[str, Any] | None:
-    """A log row's receipt body if the row is what the platform wrote and signed, else None."""
-    body_bytes = text.encode("utf-8")
+    """A log row's receipt body if the row is a receipt the platform signed, else None."""
     try:
-        signed = key_id == public_key.key_id and public_key.verify(
-            body_bytes, base64.b64decode(signature, validate=True)
-        )
-        body = json.loads(text) if signed else None
-    except ValueError:  # bad base64, bad JSON, bad UTF-8
+        body = json.loads(text)
+    except ValueError:
         return None
-    if merkle.leaf_hash(body_bytes).hex() != leaf or not isinstance(body, dict):
+    receipt = {"body": body, "leaf_hash": leaf, "key_id": key_id, "signature": signature}
+    if receipt_problems(receipt, {public_key.key_id: public_key}) or not isinstance(body, dict):
         return None
     return body
