@@ -121,7 +121,12 @@ async def _publish(
         }
     )
     async with session_factory() as session, session.begin():
-        tender = await tenders_service.create(session=session, tender_create=draft, officer=officer)
+        tender = await tenders_service.create(
+            session=session,
+            tender_create=draft,
+            officer=officer,
+            horizon=timedelta(days=Settings().max_deadline_days),
+        )
         return await tenders_service.publish(
             session=session, tender=tender, master=keys.master, min_bidding_period=timedelta(0)
         )
@@ -159,6 +164,7 @@ async def _hand_in(
                     tender_id=tender.id,
                     bidder=bidder,
                     upload=upload,
+                    arrived_at=utcnow(),
                     idempotency_key=None,
                     key=keys.signing,
                 )

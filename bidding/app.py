@@ -26,6 +26,7 @@ from bidding.opening.live import Hub
 from bidding.opening.scheduler import OpeningScheduler, instance_name
 from bidding.ratelimit import RateLimits
 from bidding.settings import Settings
+from bidding.tenders.bids import Arrivals
 from bidding.tenders.blobs import FilesystemBlobStore
 from bidding.tenders.endpoints import router as tenders_router
 
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
                 session_factory=app.state.session_factory,
                 keys=app.state.keys,
                 blobs=app.state.blobs,
+                arrivals=app.state.arrivals,
                 instance=instance_name(),
                 lease=timedelta(seconds=settings.opening_lease_seconds),
                 workers=settings.opening_workers,
@@ -164,6 +166,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
     )
     install_error_handlers(app, headers_of_500=security.HEADERS)
     app.state.blobs = FilesystemBlobStore(settings.data_dir / "blobs")
+    app.state.arrivals = Arrivals()
     for router in (health_router, auth_router, tenders_router, opening_router, keys_router):
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(audit_router, prefix=API_PREFIX, responses=ERROR_RESPONSES)

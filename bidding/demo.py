@@ -94,7 +94,12 @@ async def seed(
     period = _period(settings)
     deadline = utcnow() + max(DEADLINE_IN, period * 2)
     for draft in (_platform_tender(deadline), _bidder_mode_tender(deadline + BIDDER_MODE_LATER)):
-        tender = await tenders_service.create(session=session, tender_create=draft, officer=officer)
+        tender = await tenders_service.create(
+            session=session,
+            tender_create=draft,
+            officer=officer,
+            horizon=timedelta(days=settings.max_deadline_days),
+        )
         await tenders_service.publish(
             session=session, tender=tender, master=keys.master, min_bidding_period=period
         )
@@ -282,6 +287,7 @@ async def _bid(
                 tender_id=tender.id,
                 bidder=bidder,
                 upload=upload,
+                arrived_at=utcnow(),
                 idempotency_key=f"demo-{tender.id}-{bidder.id}",
                 key=keys.signing,
             )

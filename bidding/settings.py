@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     )
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     min_bidding_period_seconds: int = Field(default=60, ge=0)
+    max_deadline_days: int = Field(
+        default=365,
+        gt=0,
+        le=3650,
+        description="how far ahead a bid deadline may be set or amended to, in days",
+    )
     login_max_failures: int = Field(default=5, gt=0)
     login_window_seconds: int = Field(default=900, gt=0)
     cookie_secure: bool | None = Field(

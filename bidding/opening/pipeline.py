@@ -35,6 +35,7 @@ from bidding.opening import decryption, faults, scoring
 from bidding.opening import events as ev
 from bidding.opening.models import Opening, OpeningEvent
 from bidding.tenders import service as tenders_service
+from bidding.tenders.bids import Arrivals
 from bidding.tenders.blobs import BlobStore
 from bidding.tenders.models import LogEntry, OpeningMode, Tender, TenderStatus
 from bidding.tenders.schemas import money_text, plain_decimal_text
@@ -54,6 +55,8 @@ class Context:
     keys: PlatformKeys
     blobs: BlobStore
     instance: str
+    # This process's bids that arrived and wait for the log: the opening lets them in first.
+    arrivals: Arrivals | None = None
     lease: timedelta = timedelta(seconds=15)
     workers: int = 2
     clock: Callable[[], datetime] = utcnow
@@ -117,7 +120,13 @@ async def claim(ctx: Context, tender_id: uuid.UUID, *, actor: User | None = None
 
     Before the deadline nothing is opened, whoever asks: NotDue, and the attempt goes into
     the tender's audit trail as `opening.refused_early`, by `actor` (None: the platform).
+
+    The bids of this process that arrived before now are logged first, and the clock is read
+    the moment they are: whatever arrives later is late if the opening starts.
     """
+    if ctx.arrivals is not None:
+        await ctx.arrivals.drained(tender_id)
+    now = ctx.clock()
     async with _transaction(ctx, tender_id) as session:
         row = (
             await session.execute(
@@ -128,7 +137,6 @@ async def claim(ctx: Context, tender_id: uuid.UUID, *, actor: User | None = None
             return Nothing(None)
         status: TenderStatus | None = row.status
         deadline: datetime = row.bid_deadline
-        now = ctx.clock()
         if status is TenderStatus.published:
             if deadline > now:
                 await audit.record(

@@ -1,17 +1,25 @@
 """Sealed bids: submission, replacement, withdrawal, and their signed receipts in the log.
 
-Every accepted submission or withdrawal claims the next position of the tender's log with
-one conditional UPDATE of the tender row; the deadline is then checked against the server's
-clock, read once the row lock is held. The lock keeps positions gapless and in time order
-under concurrent submissions, and makes the opening, which must update the same row, wait
-for the bid to commit or fail. The audit entry comes last, under the same lock, so the
-tender's audit chain adds no wait of its own.
+A bid is in time when its last byte arrived before the deadline, however long it then waits
+for the log (README, "Sealed bids"). The moment of arrival is read once the upload is
+complete, and the bid takes its turn in this process's queue of arrivals for the tender
+(`Arrivals`), so that bids reach the log in the order they arrived and their receipt times
+follow log positions. Every accepted submission or withdrawal then claims the next position
+of the log with one conditional UPDATE of the tender row; the row lock keeps positions
+gapless under concurrent submissions, and makes the opening, which must update the same row,
+wait for the bid to commit or fail. The opening also waits for this process's queue to
+empty before it starts (`Arrivals.drained`). The audit entry comes last, under the same lock,
+so the tender's audit chain adds no wait of its own.
 """
 
+import asyncio
+import collections
 import contextlib
 import json
+import logging
 import uuid
-from datetime import datetime
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -31,6 +39,79 @@ from bidding.tenders.models import Bid, BidStatus, LogEntry, Tender, TenderStatu
 from bidding.tenders.uploads import StagedUpload
 
 Receipt = dict[str, Any]
+
+logger = logging.getLogger(__name__)
+
+# The longest an opening waits for the bids that arrived before it: far beyond any wait for
+# the log's lock, short enough that a stuck request cannot hold an opening up for long.
+ARRIVALS_WAIT = timedelta(minutes=5)
+
+
+class Arrivals:
+    """This process's bids and withdrawals that have arrived but are not yet logged, per
+    tender, in order of arrival.
+
+    An upload enters its `turn` once its last byte is in: the moment of arrival is read
+    then, and the turn comes when every arrival before it for the same tender has committed
+    or failed. The opening waits for the queue to empty (`drained`) and reads its clock at
+    that moment, so a bid that arrived before the deadline is never shut out by its wait
+    for the log's lock, and one that arrives later is late.
+    """
+
+    def __init__(self) -> None:
+        self._queues: dict[uuid.UUID, collections.deque[asyncio.Event]] = {}
+        self._emptied: dict[uuid.UUID, asyncio.Event] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, tender_id: uuid.UUID) -> AsyncIterator[datetime]:
+        """Arrive now, wait for the turn, and hold it; yields the moment of arrival."""
+        # Nothing is awaited between reading the clock and joining the queue: the queue's
+        # order is the order of arrival.
+        arrived_at = utcnow()
+        mine = asyncio.Event()
+        queue = self._queues.setdefault(tender_id, collections.deque())
+        if not queue:
+            mine.set()
+        queue.append(mine)
+        try:
+            await mine.wait()
+            yield arrived_at
+        finally:
+            self._leave(tender_id, mine)
+
+    def _leave(self, tender_id: uuid.UUID, mine: asyncio.Event) -> None:
+        queue = self._queues[tender_id]
+        was_first = queue[0] is mine
+        queue.remove(mine)
+        if not queue:
+            del self._queues[tender_id]
+            emptied = self._emptied.pop(tender_id, None)
+            if emptied is not None:
+                emptied.set()
+        elif was_first:
+            queue[0].set()
+
+    def waiting(self, tender_id: uuid.UUID) -> int:
+        """How many arrivals for the tender wait for their turn or hold it."""
+        return len(self._queues.get(tender_id, ()))
+
+    async def drained(self, tender_id: uuid.UUID, *, timeout: timedelta = ARRIVALS_WAIT) -> None:
+        """Return once no arrival for the tender is queued, or after `timeout` (logged).
+
+        The caller reads its clock right after: nothing is awaited between the last look at
+        the queue and the return.
+        """
+        try:
+            async with asyncio.timeout(timeout.total_seconds()):
+                while tender_id in self._queues:
+                    await self._emptied.setdefault(tender_id, asyncio.Event()).wait()
+        except TimeoutError:
+            logger.warning(
+                "tender %s: %d bids that arrived in time were still not logged after %s",
+                tender_id,
+                self.waiting(tender_id),
+                timeout,
+            )
 
 
 def receipt_of(entry: LogEntry) -> Receipt:
@@ -52,18 +133,24 @@ def bidder_of(user: User) -> uuid.UUID:
 
 def _deadline_passed() -> Conflict:
     return Conflict(
-        "the bid deadline has passed: bids are decided by the server's clock when they "
-        "are committed",
+        "the bid deadline has passed: a bid is in time when its last byte arrives before "
+        "the deadline",
         type="deadline_passed",
     )
 
 
-async def _claim_position(*, session: AsyncSession, tender_id: uuid.UUID) -> tuple[int, datetime]:
-    """The next log position and the time of the claim, if the tender takes bids now.
+async def _claim_position(
+    *, session: AsyncSession, tender_id: uuid.UUID, arrived_at: datetime
+) -> tuple[int, datetime]:
+    """The next log position and the receipt time, if the tender took bids when this one
+    arrived.
 
-    The clock is read after the row lock is granted, not before: a bid that waited for the
-    lock past the deadline is refused, and times follow log positions. Raises Conflict (the
-    caller's transaction or savepoint must then roll the claim back).
+    The deadline is judged by the moment of arrival, not by when the row lock was granted:
+    a bid that waited for the lock past the deadline is in. The receipt time is the moment
+    of arrival, unless the entry before it in the log has a later one (another instance's
+    bid that arrived later but reached the log first): times never go backwards along the
+    log, and stay before the deadline. Raises Conflict (the caller's transaction or
+    savepoint must then roll the claim back).
     """
     claimed = (
         await session.execute(
@@ -75,19 +162,33 @@ async def _claim_position(*, session: AsyncSession, tender_id: uuid.UUID) -> tup
             .returning(Tender.log_size, Tender.bid_deadline)
         )
     ).first()
-    now = utcnow()
     if claimed is None:
         tender = await session.get(Tender, tender_id, populate_existing=True)
         # An upload still arriving when the opening began at the deadline is late, as the
         # README promises, whatever status the opening has put the tender in since.
-        if tender and tender.status is not TenderStatus.cancelled and now >= tender.bid_deadline:
+        if (
+            tender
+            and tender.status is not TenderStatus.cancelled
+            and arrived_at >= tender.bid_deadline
+        ):
             raise _deadline_passed()
         status = tender.status.value if tender else "unknown"
         raise Conflict(f"the tender is {status}: it does not take bids", type="tender_not_open")
     size, deadline = claimed
-    if now >= deadline:
+    if arrived_at >= deadline:
         raise _deadline_passed()
-    return size - 1, now
+    position = size - 1
+    # To the millisecond, as the receipt writes it: the row and the receipt say the same.
+    at = arrived_at.replace(microsecond=arrived_at.microsecond // 1000 * 1000)
+    if position > 0:
+        before = await session.scalar(
+            select(LogEntry.body).where(
+                LogEntry.tender_id == tender_id, LogEntry.position == position - 1
+            )
+        )
+        if before is not None:
+            at = max(at, datetime.fromisoformat(json.loads(before)["received_at"]))
+    return position, at
 
 
 async def _append(
@@ -167,11 +268,13 @@ async def submit(
     tender_id: uuid.UUID,
     bidder: User,
     upload: StagedUpload,
+    arrived_at: datetime,
     idempotency_key: str | None,
     key: SigningKey,
 ) -> tuple[Receipt, bool]:
-    """Record a new version of the bidder's bid; (receipt, True), or the first receipt
-    and False when the upload repeats an Idempotency-Key."""
+    """Record a new version of the bidder's bid, whose last byte arrived at `arrived_at`;
+    (receipt, True), or the first receipt and False when the upload repeats an
+    Idempotency-Key."""
     bidder_id = bidder_of(bidder)
     if idempotency_key is not None:
         replayed = await _replayed(
@@ -187,7 +290,9 @@ async def submit(
     guard = session.begin_nested() if idempotency_key is not None else contextlib.nullcontext()
     try:
         async with guard:
-            position, now = await _claim_position(session=session, tender_id=tender_id)
+            position, now = await _claim_position(
+                session=session, tender_id=tender_id, arrived_at=arrived_at
+            )
             latest = await session.scalar(
                 select(func.max(Bid.version)).where(
                     Bid.tender_id == tender_id, Bid.bidder_id == bidder_id
@@ -253,14 +358,22 @@ async def submit(
 
 
 async def withdraw(
-    *, session: AsyncSession, tender_id: uuid.UUID, bidder: User, key: SigningKey
+    *,
+    session: AsyncSession,
+    tender_id: uuid.UUID,
+    bidder: User,
+    arrived_at: datetime,
+    key: SigningKey,
 ) -> Receipt:
-    """End the bidder's bid before the deadline; the withdrawal is receipted and logged."""
+    """End the bidder's bid before the deadline (judged at `arrived_at`, when the request
+    came); the withdrawal is receipted and logged."""
     bidder_id = bidder_of(bidder)
     # Claimed first: the bid is read under the row lock, so a submission racing this
     # withdrawal is either withdrawn too or comes after it. A refusal below rolls the
     # request back, claim included.
-    position, now = await _claim_position(session=session, tender_id=tender_id)
+    position, now = await _claim_position(
+        session=session, tender_id=tender_id, arrived_at=arrived_at
+    )
     bid = await current_bid(session=session, tender_id=tender_id, bidder_id=bidder_id)
     if bid is None:
         raise Conflict("there is no bid to withdraw", type="no_bid")

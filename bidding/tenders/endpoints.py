@@ -95,10 +95,14 @@ async def create_tender(
     officer: Officer,
     request: Request,
     response: Response,
+    settings: Annotated[Settings, Depends(get_settings)],
 ) -> TenderRead:
     """Create a draft in the officer's organization."""
     tender = await tenders_service.create(
-        session=session, tender_create=tender_create, officer=officer
+        session=session,
+        tender_create=tender_create,
+        officer=officer,
+        horizon=timedelta(days=settings.max_deadline_days),
     )
     response.headers["Location"] = str(request.url_for("read_tender", tender_id=tender.id))
     return await _read_one(session, tender)
@@ -148,10 +152,15 @@ async def update_tender(
     session: Session,
     request: Request,
     background: BackgroundTasks,
+    settings: Annotated[Settings, Depends(get_settings)],
 ) -> TenderRead:
     """Edit a draft, or amend a published tender (description, a later deadline)."""
     tender = await tenders_service.update_tender(
-        session=session, tender=tender, tender_update=tender_update, officer=officer
+        session=session,
+        tender=tender,
+        tender_update=tender_update,
+        officer=officer,
+        horizon=timedelta(days=settings.max_deadline_days),
     )
     _reschedule(request, background, tender)
     return await _read_one(session, tender)
@@ -364,8 +373,9 @@ async def submit_bid(
 ) -> dict[str, Any]:
     """Hand in a sealed bid; it replaces the bidder's earlier one. Returns the signed receipt.
 
-    The deadline is decided by the server's clock when the bid is committed, after the
-    upload: an upload that starts before the deadline and ends after it is refused.
+    The deadline is decided by the server's clock when the last byte of the upload arrives:
+    an upload that starts before the deadline and ends after it is refused, one that ends
+    before it is accepted however long it then waits for the log.
     """
     security.limit_submission(request, bidder=bidder, tender_id=tender_id)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -385,18 +395,23 @@ async def submit_bid(
     except ClientDisconnect:
         raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
     blobs: BlobStore = request.app.state.blobs
+    arrivals: bids_service.Arrivals = request.app.state.arrivals
     try:
-        receipt, created = await bids_service.submit(
-            session=session,
-            tender_id=tender_id,
-            bidder=bidder,
-            upload=upload,
-            idempotency_key=idempotency_key,
-            key=keys.signing,
-        )
-        if created:
-            # Stored before the commit: a receipt never names a blob that is not there.
-            await anyio.to_thread.run_sync(blobs.put, upload.path, upload.sha256)
+        async with arrivals.turn(tender_id) as arrived_at:
+            receipt, created = await bids_service.submit(
+                session=session,
+                tender_id=tender_id,
+                bidder=bidder,
+                upload=upload,
+                arrived_at=arrived_at,
+                idempotency_key=idempotency_key,
+                key=keys.signing,
+            )
+            if created:
+                # Stored before the commit: a receipt never names a blob that is not there.
+                await anyio.to_thread.run_sync(blobs.put, upload.path, upload.sha256)
+            # Committed within the turn: the next arrival, and the opening, come after it.
+            await session.commit()
     finally:
         upload.path.unlink(missing_ok=True)
     if not created:
@@ -410,11 +425,20 @@ async def withdraw_bid(
     bidder: Bidder,
     session: Session,
     keys: Annotated[PlatformKeys, Depends(get_platform_keys)],
+    request: Request,
 ) -> dict[str, Any]:
     """Withdraw the bidder's bid before the deadline; returns the signed withdrawal receipt."""
-    return await bids_service.withdraw(
-        session=session, tender_id=tender_id, bidder=bidder, key=keys.signing
-    )
+    arrivals: bids_service.Arrivals = request.app.state.arrivals
+    async with arrivals.turn(tender_id) as arrived_at:
+        receipt = await bids_service.withdraw(
+            session=session,
+            tender_id=tender_id,
+            bidder=bidder,
+            arrived_at=arrived_at,
+            key=keys.signing,
+        )
+        await session.commit()
+    return receipt
 
 
 @router.get("/{tender_id}/bids/mine", responses=_FOUND)

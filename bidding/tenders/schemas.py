@@ -2,7 +2,7 @@
 
 import enum
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -123,8 +123,19 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2_00
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
+# The world's clocks run from UTC-12:00 to UTC+14:00: an offset outside that is a typo.
+_EARLIEST_OFFSET, _LATEST_OFFSET = timedelta(hours=-12), timedelta(hours=14)
+
+
 def _in_the_future(value: datetime) -> datetime:
-    value = value.astimezone(UTC)
+    offset = value.utcoffset()
+    if offset is not None and not _EARLIEST_OFFSET <= offset <= _LATEST_OFFSET:
+        raise _refuse("the UTC offset must be between -12:00 and +14:00")
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59-01:00 is past the last moment a datetime can hold (it was a 500).
+        raise _refuse("is out of range") from None
     if value <= utcnow():
         raise _refuse("must be in the future")
     return value

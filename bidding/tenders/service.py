@@ -143,10 +143,28 @@ def _reference_conflict(reference: str) -> Conflict:
     )
 
 
-async def create(*, session: AsyncSession, tender_create: TenderCreate, officer: User) -> Tender:
-    """A new draft in the officer's organization."""
+def _check_horizon(deadline: datetime | None, horizon: timedelta) -> None:
+    """Refuse a deadline further ahead than the horizon (BIDDING_MAX_DEADLINE_DAYS)."""
+    if deadline is None:
+        return
+    latest = utcnow() + horizon
+    if deadline > latest:
+        days = horizon.days
+        raise Unprocessable(
+            f"bid_deadline: may be at most {days} days ahead, until {_iso(latest)}",
+            type="deadline_too_far",
+            field="bid_deadline",
+            limit=days,
+        )
+
+
+async def create(
+    *, session: AsyncSession, tender_create: TenderCreate, officer: User, horizon: timedelta
+) -> Tender:
+    """A new draft in the officer's organization; its deadline at most `horizon` ahead."""
     if officer.organization_id is None:
         raise Forbidden("only an officer of an organization can create its tenders")
+    _check_horizon(tender_create.bid_deadline, horizon)
     if await _reference_taken(session=session, reference=tender_create.reference):
         raise _reference_conflict(tender_create.reference)
     tender = Tender(
@@ -211,9 +229,16 @@ def _changed_meanwhile() -> Conflict:
 
 
 async def update_tender(
-    *, session: AsyncSession, tender: Tender, tender_update: TenderUpdate, officer: User
+    *,
+    session: AsyncSession,
+    tender: Tender,
+    tender_update: TenderUpdate,
+    officer: User,
+    horizon: timedelta,
 ) -> Tender:
-    """Edit a draft, or amend a published tender and record the amendment."""
+    """Edit a draft, or amend a published tender and record the amendment; a new deadline
+    at most `horizon` ahead."""
+    _check_horizon(tender_update.bid_deadline, horizon)
     if tender.status is TenderStatus.draft:
         return await _edit_draft(
             session=session, tender=tender, tender_update=tender_update, officer=officer

@@ -7,7 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -17,11 +17,15 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from starlette.types import Message
 
+from bidding.app import create_app
 from bidding.auth.models import Role
 from bidding.crypto.canonical import canonical_json
 from bidding.crypto.receipts import receipt_problems
 from bidding.db import create_session_factory, utcnow
+from bidding.keys import PlatformKeys
+from bidding.opening import pipeline
 from bidding.settings import Settings
+from bidding.tenders.bids import Arrivals
 from bidding.tenders.models import Bid, BidStatus, LogEntry, Tender, TenderStatus
 from tests.factories import bearer, create_user
 from tests.tenders.conftest import TENDERS, create_tender
@@ -206,17 +210,38 @@ class TestManyBidders:
         assert times == sorted(times)
 
 
+@pytest.fixture
+async def other_instance(
+    committing_app: FastAPI, settings: Settings, engine: AsyncEngine, platform_keys: PlatformKeys
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a second instance of the platform on the same database.
+
+    Within one instance the bids for a tender reach the log one at a time, in the order they
+    arrived; only uploads to two instances meet at the tender row itself.
+    """
+    app = create_app(settings, manage_state=False)
+    app.state.session_factory = create_session_factory(engine)
+    app.state.keys = platform_keys
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
 class TestOneBidder:
     async def test_two_simultaneous_submissions_are_both_receipted_and_the_later_counts(
-        self, client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+        self,
+        client: httpx.AsyncClient,
+        other_instance: httpx.AsyncClient,
+        engine: AsyncEngine,
+        settings: Settings,
     ) -> None:
         tender_id, (headers,) = await published_tender(engine, bidders=1)
         bodies = [sealed(b'{"price": "1.00"}'), sealed(b'{"price": "2.00"}')]
         everyone_started = asyncio.Barrier(2)
         async with tender_row_held(engine, tender_id) as lock:
             uploads = [
-                asyncio.create_task(upload(client, tender_id, headers, body, everyone_started))
-                for body in bodies
+                asyncio.create_task(upload(instance, tender_id, headers, body, everyone_started))
+                for instance, body in zip((client, other_instance), bodies, strict=True)
             ]
             await lock.until_waiting(2)
         responses = await asyncio.gather(*uploads)
@@ -240,18 +265,23 @@ class TestOneBidder:
         assert files_under(settings, "staging") == []
 
     async def test_parallel_retries_with_one_idempotency_key_make_one_bid(
-        self, client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
+        self,
+        client: httpx.AsyncClient,
+        other_instance: httpx.AsyncClient,
+        engine: AsyncEngine,
+        settings: Settings,
     ) -> None:
         tender_id, (headers,) = await published_tender(engine, bidders=1)
         body = sealed()
         retry = {**headers, "Idempotency-Key": "upload-7f3a"}
         everyone_started = asyncio.Barrier(2)
-        # On PostgreSQL both retries are past the replay check and queued for the tender row
-        # before either commits: the loser meets the unique key and answers as a replay.
+        # On PostgreSQL both retries, sent to two instances, are past the replay check and
+        # queued for the tender row before either commits: the loser meets the unique key and
+        # answers as a replay.
         async with tender_row_held(engine, tender_id) as lock:
             uploads = [
-                asyncio.create_task(upload(client, tender_id, retry, body, everyone_started))
-                for _ in range(2)
+                asyncio.create_task(upload(instance, tender_id, retry, body, everyone_started))
+                for instance in (client, other_instance)
             ]
             await lock.until_waiting(2)
         responses = await asyncio.gather(*uploads)
@@ -275,7 +305,10 @@ class TestOneBidder:
 
 
 class TestDeadline:
-    async def test_a_bid_that_waits_for_the_log_past_the_deadline_is_refused(
+    """A bid is in time when its last byte arrives before the deadline, however long it then
+    waits for the log (README, "Sealed bids")."""
+
+    async def test_a_bid_that_waits_for_the_log_past_the_deadline_is_accepted(
         self, client: httpx.AsyncClient, engine: AsyncEngine, settings: Settings
     ) -> None:
         deadline = utcnow() + timedelta(seconds=1.5)
@@ -305,10 +338,83 @@ class TestDeadline:
         finally:
             await lock.release()
         response = await submission
-        assert response.status_code == 409, response.text
-        assert response.json()["type"] == "deadline_passed"
+        assert response.status_code == 201, response.text
+        received_at = datetime.fromisoformat(response.json()["body"]["received_at"])
+        assert received_at < deadline, "the receipt names when the last byte arrived"
         _, entries, bids = await stored_log(engine, tender_id)
-        assert (entries, bids) == ([], [])
+        assert [e.leaf_hash for e in entries] == [response.json()["leaf_hash"]]
+        assert [b.received_at for b in bids] == [received_at]
+
+    async def test_a_rush_at_the_deadline_is_logged_in_arrival_order_before_the_opening(
+        self,
+        committing_app: FastAPI,
+        client: httpx.AsyncClient,
+        engine: AsyncEngine,
+        platform_keys: PlatformKeys,
+    ) -> None:
+        deadline = utcnow() + timedelta(seconds=4)
+        tender_id, headers = await published_tender(engine, bidders=BIDDERS, bid_deadline=deadline)
+        arrivals: Arrivals = committing_app.state.arrivals
+        lock = LogLock(engine, tender_id)
+        first_parts = asyncio.Semaphore(0)
+        locked = asyncio.Event()
+
+        async def held_back(body: bytes) -> AsyncIterator[bytes]:
+            yield body[:64]
+            first_parts.release()
+            await locked.wait()
+            yield body[64:]
+
+        uploads = [
+            asyncio.create_task(
+                client.post(
+                    f"{TENDERS}/{tender_id}/bids",
+                    content=held_back(sealed()),
+                    headers={**OCTETS, **bidder},
+                )
+            )
+            for bidder in headers
+        ]
+        context = pipeline.Context(
+            session_factory=create_session_factory(engine),
+            keys=platform_keys,
+            blobs=committing_app.state.blobs,
+            arrivals=arrivals,
+            instance="rush",
+        )
+        try:
+            for _ in headers:
+                await asyncio.wait_for(first_parts.acquire(), timeout=20)
+            await lock.hold()
+            locked.set()
+            # Every body is complete, and every bid queues for the log behind the writer.
+            for _ in range(500):
+                if arrivals.waiting(tender_id) == BIDDERS:
+                    break
+                await asyncio.sleep(0.02)
+            assert arrivals.waiting(tender_id) == BIDDERS
+            assert utcnow() < deadline, "the bids must have arrived before the deadline"
+            await asyncio.sleep((deadline - utcnow()).total_seconds() + 0.2)
+            opening = asyncio.create_task(pipeline.claim(context, tender_id))
+            await asyncio.sleep(0.3)
+            assert not opening.done(), "the opening waits for the bids that arrived in time"
+        finally:
+            await lock.release()
+        responses = await asyncio.gather(*uploads)
+        assert await asyncio.wait_for(opening, timeout=30) == pipeline.Claimed()
+
+        assert [r.status_code for r in responses] == [201] * BIDDERS, [r.text for r in responses]
+        tender, entries, _ = await stored_log(engine, tender_id)
+        assert tender.status is TenderStatus.opening
+        assert len(entries) == tender.log_size == BIDDERS
+        times = [datetime.fromisoformat(json.loads(e.body)["received_at"]) for e in entries]
+        assert times == sorted(times), "receipt times follow log positions"
+        assert all(at < deadline for at in times)
+        # Once the opening has begun, a bid is late.
+        late = await client.post(
+            f"{TENDERS}/{tender_id}/bids", content=sealed(), headers={**OCTETS, **headers[0]}
+        )
+        assert (late.status_code, late.json()["type"]) == (409, "deadline_passed")
 
 
 class TestCommit:

@@ -1,6 +1,6 @@
 """Creating drafts: what is stored, and every bad input refused by name with nothing written."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -60,10 +60,12 @@ class TestCreate:
     async def test_the_deadline_is_kept_in_utc_whatever_offset_it_was_given_in(
         self, client: httpx.AsyncClient, cast: Cast
     ) -> None:
-        beijing = datetime(2031, 3, 1, 9, 30, tzinfo=UTC) + timedelta(hours=8)
+        # A month ahead: within the horizon of BIDDING_MAX_DEADLINE_DAYS.
+        utc = (utcnow() + timedelta(days=30)).replace(hour=9, minute=30, second=0, microsecond=0)
+        beijing = utc + timedelta(hours=8)
         local = beijing.replace(tzinfo=None).isoformat() + "+08:00"
         tender = await create_via_api(client, cast["author"].headers, bid_deadline=local)
-        assert tender["bid_deadline"] == "2031-03-01T09:30:00Z"
+        assert tender["bid_deadline"] == utc.strftime("%Y-%m-%dT09:30:00Z")
 
     async def test_price_is_always_a_required_decimal_field_of_the_bid_form(
         self, client: httpx.AsyncClient, cast: Cast
