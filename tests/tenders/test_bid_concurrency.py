@@ -8,13 +8,14 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from starlette.types import Message
 
 from bidding.app import create_app
@@ -22,11 +23,14 @@ from bidding.auth.models import Role
 from bidding.crypto.canonical import canonical_json
 from bidding.crypto.receipts import receipt_problems
 from bidding.db import create_session_factory, utcnow
+from bidding.errors import Conflict
 from bidding.keys import PlatformKeys
 from bidding.opening import pipeline
 from bidding.settings import Settings
+from bidding.tenders import bids
 from bidding.tenders.bids import Arrivals
 from bidding.tenders.models import Bid, BidStatus, LogEntry, Tender, TenderStatus
+from bidding.tenders.uploads import StagedUpload
 from tests.factories import bearer, create_user
 from tests.tenders.conftest import TENDERS, create_tender
 from tests.tenders.test_bid_input import post_scope
@@ -449,3 +453,49 @@ class TestCommit:
         _, entries, bids = await stored_log(engine, tender_id)
         assert len(bids) == len(entries) == 1
         assert committed_when_answered == [1]
+
+
+class TestReceiptTimes:
+    async def test_a_bid_logged_after_a_later_arrival_takes_that_time_and_stays_in_time(
+        self, session: AsyncSession, platform_keys: PlatformKeys, tmp_path: Path
+    ) -> None:
+        # Two instances each log the bid that arrived there: the one that arrived first
+        # reaches the log second.
+        officer = await create_user(session, role=Role.officer)
+        deadline = (utcnow() + timedelta(minutes=1)).replace(microsecond=0)
+        tender = await create_tender(
+            session, officer=officer, status=TenderStatus.published, bid_deadline=deadline
+        )
+        first, second = [await create_user(session, role=Role.bidder) for _ in range(2)]
+        earlier, later = deadline - timedelta(seconds=2), deadline - timedelta(seconds=1)
+        receipts = []
+        for bidder, arrived_at in ((second, later), (first, earlier)):
+            body = sealed()
+            upload = StagedUpload(
+                path=tmp_path / "unused", sha256=hashlib.sha256(body).hexdigest(), size=len(body)
+            )
+            receipt, created = await bids.submit(
+                session=session,
+                tender_id=tender.id,
+                bidder=bidder,
+                upload=upload,
+                arrived_at=arrived_at,
+                idempotency_key=None,
+                key=platform_keys.signing,
+            )
+            assert created
+            receipts.append(receipt)
+        times = [datetime.fromisoformat(r["body"]["received_at"]) for r in receipts]
+        assert times == [later, later], "the log's times never go backwards"
+        # Still in time: an arrival after the deadline is refused, whatever came before.
+        with pytest.raises(Conflict) as refused:
+            await bids.submit(
+                session=session,
+                tender_id=tender.id,
+                bidder=first,
+                upload=upload,
+                arrived_at=deadline,
+                idempotency_key=None,
+                key=platform_keys.signing,
+            )
+        assert refused.value.type == "deadline_passed"
