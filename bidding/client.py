@@ -25,7 +25,7 @@ import httpx
 
 from bidding.crypto import age, merkle
 from bidding.crypto.canonical import canonical_json
-from bidding.crypto.receipts import receipt_problems
+from bidding.crypto.receipts import header_sha256, receipt_problems
 from bidding.crypto.signing import VerifyKey, verify_document
 from bidding.opening import forms
 
@@ -440,13 +440,25 @@ class Submission(NamedTuple):
 
 
 def check_receipt(
-    receipt: object, keys: Mapping[str, VerifyKey], *, tender_id: str, sha256: str, size: int
+    receipt: object,
+    keys: Mapping[str, VerifyKey],
+    *,
+    tender_id: str,
+    sha256: str,
+    size: int,
+    header_sha256: str | None = None,
 ) -> list[str]:
-    """What is wrong with the receipt of an upload: its signature, or not matching the file."""
+    """What is wrong with the receipt of an upload: its signature, or not matching the file
+    (its digest, size and, when given, the digest of its age header)."""
     problems = receipt_problems(receipt, keys)
     body = receipt.get("body") if isinstance(receipt, Mapping) else None
     if isinstance(body, Mapping):
-        expected = {"kind": "bid", "tender_id": tender_id, "sha256": sha256, "size": size}
+        expected: dict[str, object] = {
+            "kind": "bid", "tender_id": tender_id, "sha256": sha256, "size": size
+        }  # fmt: skip
+        if header_sha256 is not None:
+            # The pin `bidding reveal` relies on: it must name the header sent, not another.
+            expected["header_sha256"] = header_sha256
         for name, value in expected.items():
             if body.get(name) != value:
                 problems.append(f"the receipt says {name} {body.get(name)!r}, not {value!r}")
@@ -471,6 +483,7 @@ def submit(
     while block := sealed.read(UPLOAD_BLOCK_SIZE):
         digest.update(block)
     sha256, size = digest.hexdigest(), file_size(sealed)
+    header = sealed_header_sha256(sealed)
     uploaded = upload(
         http,
         tender_id=tender_id,
@@ -485,8 +498,23 @@ def submit(
     except ClientError as exc:
         # The bid is in: the receipt must still reach the bidder, marked as unchecked.
         return Submission(uploaded.receipt, uploaded.replayed, [f"not checked: {exc}"])
-    problems = check_receipt(uploaded.receipt, keys, tender_id=tender_id, sha256=sha256, size=size)
+    problems = check_receipt(
+        uploaded.receipt, keys, tender_id=tender_id, sha256=sha256, size=size, header_sha256=header
+    )
     return Submission(uploaded.receipt, uploaded.replayed, problems)
+
+
+def sealed_header_sha256(sealed: BinaryIO) -> str | None:
+    """The digest of a sealed file's age header, as its receipt pins it; None if the file
+    does not start with one (the platform refuses it). The file is left rewound."""
+    sealed.seek(0)
+    start = sealed.read(age.MAX_HEADER_BYTES + 1)
+    sealed.seek(0)
+    try:
+        length = age.header_length(start)
+    except age.HeaderError:
+        return None
+    return None if length is None else header_sha256(start[:length])
 
 
 def receipt_filename(tender_id: str, receipt: Mapping[str, Any]) -> str:
