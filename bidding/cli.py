@@ -176,6 +176,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "-i", "--identity", required=True, type=Path, metavar="FILE",
         help="the organization's identity file; only the bid's file key is sent",
     )  # fmt: skip
+    reveal.add_argument(
+        "--receipt", type=Path, metavar="RECEIPT.json",
+        help="the receipt `bidding submit` saved for the bid (default: the newest "
+        "receipt-<tender>-v<N>.json in the current folder)",
+    )  # fmt: skip
+    reveal.add_argument(
+        "--allow-old-receipt", action="store_true",
+        help="reveal even if the receipt, made before receipts pinned the bid's header, "
+        "names no header_sha256: the header served is then not checked",
+    )  # fmt: skip
     reveal.set_defaults(run=reveal_command, usage_error=reveal.error)
 
     verify_receipt = commands.add_parser(
@@ -493,9 +503,13 @@ def check_key_command(args: argparse.Namespace) -> None:
 def reveal_command(args: argparse.Namespace) -> None:
     """Open your bid during the tender's decryption window (online decryption, 在线解密).
 
-    The bid's header is fetched (it is served to you alone), its 16-byte file key computed
-    here with your identity, and only that key is sent; the platform checks it against the
-    header, decrypts and announces the bid.
+    The bid's header is fetched (it is served to you alone) and checked against your own
+    receipt of the bid: the file `bidding submit` saved, given with --receipt or else the
+    newest receipt-<tender>-v<N>.json in the current folder. Only if the header is the one the
+    receipt pins (header_sha256) is its 16-byte file key computed here with your identity and
+    sent; the platform checks it against the header, decrypts and announces the bid. Any other
+    header is refused and nothing is sent. A receipt made before receipts pinned the header is
+    refused too, unless --allow-old-receipt accepts revealing without that check.
     """
     from bidding import client
 
@@ -505,8 +519,20 @@ def reveal_command(args: argparse.Namespace) -> None:
     identities = _read_identities(args.identity)
     with _client_errors(), client.open_client(args.server) as http:
         tender_id = client.tender_id_text(args.tender)
+        path = args.receipt or client.newest_receipt(Path.cwd(), tender_id)
+        receipt = client.load_receipt(path)
         token = args.token or client.sign_in(http, email=args.email, password=_password(args))
-        event = client.reveal(http, token=token, tender_id=tender_id, identities=identities)
+        try:
+            event = client.reveal(
+                http,
+                token=token,
+                tender_id=tender_id,
+                identities=identities,
+                receipt=receipt,
+                allow_old_receipt=args.allow_old_receipt,
+            )
+        except client.HeaderRefused as exc:
+            raise client.ClientError(f"{path}: {exc}") from None
     data = event.get("data", {})
     if event.get("type") == "bid.decrypted":
         print(f"bid opened: price {data.get('price')} (event {event.get('seq')})")

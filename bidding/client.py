@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tempfile
 import time
 import unicodedata
@@ -25,7 +26,7 @@ import httpx
 
 from bidding.crypto import age, merkle
 from bidding.crypto.canonical import canonical_json
-from bidding.crypto.receipts import receipt_problems
+from bidding.crypto.receipts import header_sha256, receipt_problems
 from bidding.crypto.signing import VerifyKey, verify_document
 from bidding.opening import forms
 
@@ -440,13 +441,25 @@ class Submission(NamedTuple):
 
 
 def check_receipt(
-    receipt: object, keys: Mapping[str, VerifyKey], *, tender_id: str, sha256: str, size: int
+    receipt: object,
+    keys: Mapping[str, VerifyKey],
+    *,
+    tender_id: str,
+    sha256: str,
+    size: int,
+    header_sha256: str | None = None,
 ) -> list[str]:
-    """What is wrong with the receipt of an upload: its signature, or not matching the file."""
+    """What is wrong with the receipt of an upload: its signature, or not matching the file
+    (its digest, size and, when given, the digest of its age header)."""
     problems = receipt_problems(receipt, keys)
     body = receipt.get("body") if isinstance(receipt, Mapping) else None
     if isinstance(body, Mapping):
-        expected = {"kind": "bid", "tender_id": tender_id, "sha256": sha256, "size": size}
+        expected: dict[str, object] = {
+            "kind": "bid", "tender_id": tender_id, "sha256": sha256, "size": size
+        }  # fmt: skip
+        if header_sha256 is not None:
+            # The pin `bidding reveal` relies on: it must name the header sent, not another.
+            expected["header_sha256"] = header_sha256
         for name, value in expected.items():
             if body.get(name) != value:
                 problems.append(f"the receipt says {name} {body.get(name)!r}, not {value!r}")
@@ -471,6 +484,7 @@ def submit(
     while block := sealed.read(UPLOAD_BLOCK_SIZE):
         digest.update(block)
     sha256, size = digest.hexdigest(), file_size(sealed)
+    header = sealed_header_sha256(sealed)
     uploaded = upload(
         http,
         tender_id=tender_id,
@@ -485,8 +499,23 @@ def submit(
     except ClientError as exc:
         # The bid is in: the receipt must still reach the bidder, marked as unchecked.
         return Submission(uploaded.receipt, uploaded.replayed, [f"not checked: {exc}"])
-    problems = check_receipt(uploaded.receipt, keys, tender_id=tender_id, sha256=sha256, size=size)
+    problems = check_receipt(
+        uploaded.receipt, keys, tender_id=tender_id, sha256=sha256, size=size, header_sha256=header
+    )
     return Submission(uploaded.receipt, uploaded.replayed, problems)
+
+
+def sealed_header_sha256(sealed: BinaryIO) -> str | None:
+    """The digest of a sealed file's age header, as its receipt pins it; None if the file
+    does not start with one (the platform refuses it). The file is left rewound."""
+    sealed.seek(0)
+    start = sealed.read(age.MAX_HEADER_BYTES + 1)
+    sealed.seek(0)
+    try:
+        length = age.header_length(start)
+    except age.HeaderError:
+        return None
+    return None if length is None else header_sha256(start[:length])
 
 
 def receipt_filename(tender_id: str, receipt: Mapping[str, Any]) -> str:
@@ -657,19 +686,120 @@ def check_key(
     return answered
 
 
+# --- revealing a bid in the decryption window (bidder mode) ---------------------------------
+
+OLD_RECEIPT_FLAG = "--allow-old-receipt"
+
+
+class HeaderRefused(ClientError):
+    """No file key is computed: the bidder's receipt cannot vouch for the header served."""
+
+
+_RECEIPT_FILE = re.compile(
+    r"receipt-(?P<tender>[0-9a-f-]{36})-v(?P<version>[1-9][0-9]{0,9})(?P<withdrawal>-withdrawal)?"
+    r"\.json"
+)
+
+
+def newest_receipt(folder: Path, tender_id: str) -> Path:
+    """The newest bid receipt `bidding submit` saved for the tender in the folder, by its
+    default name `receipt-<tender>-v<N>.json` (highest N); ClientError if there is none, or
+    if the folder also holds the withdrawal receipt of that version (nothing to reveal)."""
+    bids: dict[int, Path] = {}
+    withdrawn: dict[int, Path] = {}
+    for path in folder.iterdir():
+        named = _RECEIPT_FILE.fullmatch(path.name)
+        if named is None or named["tender"] != tender_id:
+            continue
+        (withdrawn if named["withdrawal"] else bids)[int(named["version"])] = path
+    if not bids:
+        raise ClientError(
+            f"no receipt-{tender_id}-v<N>.json in {folder}: give the receipt `bidding submit` "
+            "saved with --receipt RECEIPT.json"
+        )
+    newest = max(bids)
+    later = [version for version in withdrawn if version >= newest]
+    if later:
+        raise ClientError(
+            f"{withdrawn[max(later)]}: you withdrew version {max(later)}, so there is no bid "
+            "to reveal; give another receipt with --receipt RECEIPT.json if that is not so"
+        )
+    return bids[newest]
+
+
+def pinned_header(
+    receipt: object,
+    keys: Mapping[str, VerifyKey],
+    *,
+    tender_id: str,
+    allow_old_receipt: bool = False,
+) -> str | None:
+    """The header digest the bidder's own receipt pins for this tender's bid; HeaderRefused if
+    the receipt cannot vouch for it. None only for a receipt made before receipts pinned the
+    header, and only when `allow_old_receipt` says to reveal without that check."""
+    problems = receipt_problems(receipt, keys)
+    if problems:
+        raise HeaderRefused(f"the receipt is not genuine: {'; '.join(problems)}")
+    assert isinstance(receipt, Mapping)  # receipt_problems found none
+    body = receipt["body"]
+    if body.get("tender_id") != tender_id:
+        raise HeaderRefused(f"the receipt is of tender {body.get('tender_id')}, not {tender_id}")
+    if body.get("kind") != "bid":
+        raise HeaderRefused(
+            f"the receipt is of a {body.get('kind')}, not of a bid: give the receipt of the "
+            "bid to reveal"
+        )
+    pinned = body.get("header_sha256")
+    if isinstance(pinned, str):
+        return pinned
+    if pinned is not None:
+        raise HeaderRefused(f"the receipt's header_sha256 is not a digest: {pinned!r}")
+    if not allow_old_receipt:
+        raise HeaderRefused(
+            "the receipt names no header_sha256 (it was made before receipts pinned the bid's "
+            "header), so the header the platform serves cannot be checked against it; "
+            f"add {OLD_RECEIPT_FLAG} to reveal without that check"
+        )
+    return None
+
+
 def reveal(
-    http: httpx.Client, *, token: str, tender_id: str, identities: Sequence[age.Identity]
+    http: httpx.Client,
+    *,
+    token: str,
+    tender_id: str,
+    identities: Sequence[age.Identity],
+    receipt: object,
+    allow_old_receipt: bool = False,
 ) -> dict[str, Any]:
     """Compute the bid's file key from its header with the identity, here, and reveal it.
 
-    Only the 16-byte file key of this one bid leaves the machine, never the identity.
+    The header is served by the platform; the key is computed only if it is the header the
+    bidder's own receipt pins: a platform that served the header of another bid sealed to
+    the same key (in a tender still taking bids, or a replaced version) would otherwise be
+    handed that bid's file key before its time. Only the 16-byte file key of this one bid
+    leaves the machine, never the identity.
     """
+    pinned = pinned_header(
+        receipt, fetch_keys(http), tender_id=tender_id, allow_old_receipt=allow_old_receipt
+    )
     answer = _call(
         http, "GET", f"{API}/tenders/{tender_id}/bids/mine/header", "reading your bid", token
     )
     try:
-        header = age.parse_header(base64.b64decode(answer["header"], validate=True))
-    except (TypeError, KeyError, ValueError, age.AgeError):
+        served = base64.b64decode(answer["header"], validate=True)
+    except (TypeError, KeyError, ValueError):
+        raise ClientError("reading your bid: the header is malformed") from None
+    if pinned is not None and header_sha256(served) != pinned:
+        version = cast(Mapping[str, Any], receipt)["body"].get("version")
+        raise HeaderRefused(
+            f"refused: the platform served a bid header (sha256 {header_sha256(served)[:16]}…) "
+            f"that is not the one your receipt of version {version} pins "
+            f"({pinned[:16]}…); no file key was computed or sent"
+        )
+    try:
+        header = age.parse_header(served)
+    except age.AgeError:
         raise ClientError("reading your bid: the header is malformed") from None
     try:
         file_key = header.file_key(identities)

@@ -1077,14 +1077,15 @@ class TestEndToEnd:
                 time.sleep(0.3)
 
         events_until("decryption.window_opened")
-        revealed = bidding("reveal", *account, "--tender", tender_id, "-i", "org.key", cwd=tmp_path)
+        reveal = ("reveal", *account, "--tender", tender_id, "-i", "org.key")
+        revealed = bidding(*reveal, "--receipt", "receipt.json", cwd=tmp_path)
         assert revealed.returncode == 0, revealed.stderr
         assert revealed.stdout.decode().startswith(f"bid opened: price {FORM['price']} (event ")
         # Every bid is open: the window closes now, not in 30 minutes.
         events = events_until("opening.completed")
         kinds = [event["type"] for event in events]
         assert kinds[kinds.index("bid.decrypted") + 1] == "decryption.window_closed"
-        again = bidding("reveal", *account, "--tender", tender_id, "-i", "org.key", cwd=tmp_path)
+        again = bidding(*reveal, "--receipt", "receipt.json", cwd=tmp_path)
         assert again.returncode == 1
         assert "nothing to reveal" in error_line(again)
 

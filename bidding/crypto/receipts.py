@@ -2,14 +2,23 @@
 
 The body is a log leaf: its RFC 6962 leaf hash places it in the tender's Merkle log, and the
 Ed25519 signature over its canonical JSON lets anyone check it with the platform's public key.
+A bid's body also pins the bid's age header by its digest (`header_sha256`); receipts made
+before it did lack the field and are still genuine receipts.
 """
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
 from bidding.crypto.canonical import canonical_json
 from bidding.crypto.merkle import leaf_hash
 from bidding.crypto.signing import SigningKey, VerifyKey, verify_document
+
+
+def header_sha256(header: bytes | bytearray) -> str:
+    """The digest a bid's receipt names its age header by: SHA-256 of the header's bytes as
+    they start the file, from the version line through the MAC line's newline, in hex."""
+    return hashlib.sha256(header).hexdigest()
 
 
 def make_receipt(body: Mapping[str, Any], key: SigningKey) -> dict[str, Any]:

@@ -192,9 +192,16 @@ async def _claim_position(
 
 
 async def _append(
-    *, session: AsyncSession, bid: Bid, kind: str, position: int, at: datetime, key: SigningKey
+    *,
+    session: AsyncSession,
+    bid: Bid,
+    kind: str,
+    position: int,
+    at: datetime,
+    key: SigningKey,
+    header_sha256: str | None = None,
 ) -> Receipt:
-    body = {
+    body: dict[str, Any] = {
         "kind": kind,
         "tender_id": str(bid.tender_id),
         "bidder_id": str(bid.bidder_id),
@@ -204,6 +211,10 @@ async def _append(
         "size": bid.size,
         "received_at": iso_utc(at),
     }
+    if header_sha256 is not None:
+        # A bid's receipt pins its age header: `bidding reveal` computes a file key only for
+        # the header its own receipt names, never for one a platform serves in its place.
+        body["header_sha256"] = header_sha256
     receipt = make_receipt(body, key)
     session.add(
         LogEntry(
@@ -322,7 +333,13 @@ async def submit(
             )
             session.add(bid)
             receipt = await _append(
-                session=session, bid=bid, kind="bid", position=position, at=now, key=key
+                session=session,
+                bid=bid,
+                kind="bid",
+                position=position,
+                at=now,
+                key=key,
+                header_sha256=upload.header_sha256,
             )
             await session.flush()
     except IntegrityError:

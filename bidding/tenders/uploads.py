@@ -14,7 +14,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from bidding.crypto import age
+from bidding.crypto import age, receipts
 from bidding.errors import BadRequest, PayloadTooLarge, Unprocessable
 
 NOT_SEALED = "bids must be sealed: send an age v1 file encrypted to an X25519 recipient"
@@ -29,6 +29,10 @@ class StagedUpload:
     path: Path
     sha256: str
     size: int
+    # The sha256 of the age header alone (MAC line included), for sealed uploads: the receipt
+    # carries it so that the bidder's client can tell its own header from another bid's when
+    # it computes a file key (README.md, "bidding reveal").
+    header_sha256: str | None = None
 
 
 def _not_sealed(reason: str) -> Unprocessable:
@@ -76,6 +80,7 @@ async def receive(
     size = 0
     prefix = bytearray()
     header_length: int | None = None if sealed else 0
+    header_sha256: str | None = None
     try:
         try:
             arriving = aiter(chunks)
@@ -99,6 +104,7 @@ async def receive(
                     prefix += chunk
                     header_length = _check_header(prefix)
                     if header_length is not None:
+                        header_sha256 = receipts.header_sha256(prefix[:header_length])
                         prefix = bytearray()
                 digest.update(chunk)
                 view = memoryview(chunk)
@@ -115,4 +121,6 @@ async def receive(
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    return StagedUpload(path=path, sha256=digest.hexdigest(), size=size)
+    return StagedUpload(
+        path=path, sha256=digest.hexdigest(), size=size, header_sha256=header_sha256
+    )

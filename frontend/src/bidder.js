@@ -150,6 +150,18 @@ addTexts({
     bid_reveal_wrong_identity: "这个身份文件打不开您的投标：请选择投标时所用密钥的身份文件。",
     bid_reveal_refused: "解密未成功：{reason}",
     bid_reveal_tries: "剩余尝试次数：{n}",
+    bid_reveal_receipt_file: "投标回执文件",
+    bid_reveal_receipt_kept: "平台发来的投标文件头将用本浏览器保存的第 {version} 版投标回执核对，核对一致才计算文件密钥。如需使用其他回执，请在此选择回执文件。",
+    bid_reveal_receipt_none: "本浏览器没有保存这份投标的回执：请选择您提交投标时下载的回执文件（receipt-…-v版本号.json）。本页用它核对平台发来的投标文件头，核对一致才计算文件密钥。",
+    bid_reveal_need_receipt: "请先选择投标回执文件。",
+    bid_reveal_kept_withdrawn: "本浏览器保存的回执显示您已撤回第 {version} 版投标，没有可解密的投标；如不是这样，请选择投标回执文件。",
+    bid_reveal_rx_refused: "这份回执不能用来核对投标：{problems}。本页没有计算文件密钥，也没有发送任何内容。",
+    bid_reveal_rx_withdrawal: "这是撤回回执，不是投标回执",
+    bid_reveal_rx_no_pin: "这份回执生成于回执记载文件头摘要（header_sha256）之前，无法核对平台发来的文件头；如接受不经核对即解密，请使用命令 bidding reveal --allow-old-receipt",
+    bid_reveal_header_mismatch: "平台发来的投标文件头（SHA-256 {served}…）与您第 {version} 版投标回执记载的文件头（{pinned}…）不一致，已拒绝。本页没有计算文件密钥，也没有向平台发送任何内容。",
+    bid_reveal_header_malformed: "平台发来的投标文件头格式不正确",
+    bid_kept: "本浏览器保存了您提交时收到的第 {version} 版投标回执，解密时用它核对投标文件头。请另外下载保存一份：清除浏览器数据后它就不在了。",
+    bid_kept_download: "下载保存的回执",
     bid_outcome_decrypted: "您的投标已解密：报价 {price}。",
     bid_outcome_rejected: "您的投标已解密，但被拒绝：{reason}",
     bid_outcome_withdrawn: "您的投标在解密时段内未被解密，按撤回处理。",
@@ -323,6 +335,18 @@ addTexts({
     bid_reveal_wrong_identity: "This identity file does not open your bid: choose the identity of the key your bid was sealed to.",
     bid_reveal_refused: "The bid was not revealed: {reason}",
     bid_reveal_tries: "Tries left: {n}",
+    bid_reveal_receipt_file: "Receipt file",
+    bid_reveal_receipt_kept: "The bid header the platform sends is checked against the receipt of version {version} kept in this browser; the file key is computed only if they match. To use another receipt, choose its file here.",
+    bid_reveal_receipt_none: "This browser kept no receipt of this bid: choose the receipt file you downloaded when you submitted it (receipt-…-v<version>.json). The page checks the bid header the platform sends against it and computes the file key only if they match.",
+    bid_reveal_need_receipt: "Choose your bid's receipt file first.",
+    bid_reveal_kept_withdrawn: "The receipts kept in this browser show that you withdrew version {version}: there is no bid to reveal. If that is not so, choose your bid's receipt file.",
+    bid_reveal_rx_refused: "This receipt cannot vouch for your bid: {problems}. The page computed no file key and sent nothing.",
+    bid_reveal_rx_withdrawal: "it is the receipt of a withdrawal, not of a bid",
+    bid_reveal_rx_no_pin: "it was made before receipts named the bid's header (header_sha256), so the header the platform sends cannot be checked against it; to reveal without that check, use bidding reveal --allow-old-receipt",
+    bid_reveal_header_mismatch: "the platform sent a bid header (SHA-256 {served}…) that is not the one your receipt of version {version} pins ({pinned}…), so it was refused. The page computed no file key and sent nothing.",
+    bid_reveal_header_malformed: "the bid header the platform sent is malformed",
+    bid_kept: "This browser keeps the receipt of version {version} your submission was given: the reveal checks your bid's header against it. Download a copy too: clearing the browser's data forgets it.",
+    bid_kept_download: "Download the kept receipt",
     bid_outcome_decrypted: "Your bid is decrypted: price {price}.",
     bid_outcome_rejected: "Your bid was decrypted but refused: {reason}",
     bid_outcome_withdrawn: "Your bid was not decrypted in the window and counts as withdrawn.",
@@ -396,6 +420,47 @@ function keyCache() {
     keys ??= sealing.publishedKeys(await api("/keys"));
     return keys;
   };
+}
+
+// The receipts the platform gave at submission, kept in this browser by tender and organization.
+// A reveal checks the header it is served against them, never against the receipts that
+// GET …/bids/mine serves later: a compromised platform holds the signing key and could sign
+// a receipt for another bid's header (README.md, online decryption).
+function keptKey(tenderId, organizationId) {
+  return `bidding.receipts.${organizationId}.${tenderId}`;
+}
+
+function keptReceipts(tenderId, organizationId) {
+  try {
+    const list = JSON.parse(localStorage.getItem(keptKey(tenderId, organizationId)) ?? "[]");
+    return Array.isArray(list) ? list : [];
+  } catch {
+    return [];
+  }
+}
+
+function keepReceipt(tenderId, organizationId, receipt) {
+  if (!organizationId) return;
+  const list = keptReceipts(tenderId, organizationId).filter((kept) => kept?.leaf_hash !== receipt.leaf_hash);
+  list.push(receipt);
+  try {
+    localStorage.setItem(keptKey(tenderId, organizationId), JSON.stringify(list));
+  } catch {
+    // storage full or turned off: the receipt can still be downloaded and chosen at the reveal
+  }
+}
+
+/**
+ * The newest bid receipt kept for the tender, by version (client.newest_receipt):
+ * {receipt}, with `withdrawn` (a version) when a kept withdrawal receipt ends it; {} if none.
+ */
+function newestKept(tenderId, organizationId) {
+  const list = keptReceipts(tenderId, organizationId);
+  const bids = list.filter((kept) => kept?.body?.kind === "bid" && Number.isInteger(kept.body.version));
+  if (!bids.length) return {};
+  const receipt = bids.reduce((newest, kept) => (kept.body.version > newest.body.version ? kept : newest));
+  const withdrawal = list.find((kept) => kept?.body?.kind === "withdrawal" && kept.body.version >= receipt.body.version);
+  return withdrawal ? { receipt, withdrawn: withdrawal.body.version } : { receipt };
 }
 
 /** The way to the page of the organization's key, where a refusal to seal is put right. */
@@ -478,6 +543,7 @@ async function showBid({ main, params, user }) {
   const revealBox = h("section", { class: "card", "aria-labelledby": "bid-reveal-title" });
   const dialogs = [];
   let mine = { bid: null, receipts: [] };
+  const organization = user.organization?.id;
 
   // -- the receipt of an upload or a withdrawal --
 
@@ -488,6 +554,8 @@ async function showBid({ main, params, user }) {
     } catch (error) {
       problems = [["bid_failed", { reason: errorText(error) }]];
     }
+    // Only a receipt that checks out may vouch for a header at the reveal.
+    if (!problems.length) keepReceipt(tender.id, organization, receipt);
     const body = receipt?.body ?? {};
     const withdrawal = expected.kind === "withdrawal";
     const verdict = problems.length
@@ -622,6 +690,26 @@ async function showBid({ main, params, user }) {
               ),
             ),
             h("tbody", {}, ...rows),
+          ),
+        ),
+      );
+    }
+    const kept = newestKept(tender.id, organization).receipt;
+    if (kept) {
+      parts.push(
+        h(
+          "p",
+          { class: "kept" },
+          t("bid_kept", { version: kept.body.version }),
+          " ",
+          h(
+            "button",
+            {
+              type: "button",
+              class: "secondary",
+              onclick: () => download(sealing.receiptFilename(tender.id, kept), sealing.receiptFileText(kept), "application/json"),
+            },
+            t("bid_kept_download"),
           ),
         ),
       );
@@ -857,7 +945,13 @@ async function showBid({ main, params, user }) {
         transfer.hidden = true;
         await showReceipt(answer.body, {
           replayed: answer.status === 200,
-          expected: { kind: "bid", tender_id: tender.id, sha256: sealed.sha256, size: sealed.size },
+          expected: {
+            kind: "bid",
+            tender_id: tender.id,
+            sha256: sealed.sha256,
+            size: sealed.size,
+            header_sha256: sealed.headerSha256,
+          },
         });
         await refreshMine().catch(() => null);
         receiptBox.querySelector("h3")?.setAttribute("tabindex", "-1");
@@ -1057,7 +1151,6 @@ async function showBid({ main, params, user }) {
       revealBox.replaceChildren(title, notice(text, error.status === 403 ? "info" : "error"));
       return;
     }
-    const organization = user.organization?.id;
     const opened = events.find((e) => e.type === "decryption.window_opened");
     const closed = events.find((e) => e.type === "decryption.window_closed");
     const decided = events.find(
@@ -1093,9 +1186,38 @@ async function showBid({ main, params, user }) {
     stopWindowClock = stopClock;
     stops.add(stopClock);
     const picker = h("input", { type: "file", id: "bid-reveal-identity", accept: ".txt,.key,text/plain" });
+    const receiptPicker = h("input", { type: "file", id: "bid-reveal-receipt", accept: ".json,application/json" });
+    const kept = newestKept(tender.id, organization);
+    const receiptHint = kept.receipt
+      ? t("bid_reveal_receipt_kept", { version: kept.receipt.body.version })
+      : t("bid_reveal_receipt_none");
     const button = h("button", { type: "submit" }, t("bid_reveal_submit"));
     const message = h("div", { "aria-live": "assertive" });
-    const form = h("form", { class: "reveal" }, field(t("bid_reveal_file"), picker), h("div", { class: "actions" }, button), message);
+    const form = h(
+      "form",
+      { class: "reveal" },
+      field(t("bid_reveal_file"), picker),
+      field(t("bid_reveal_receipt_file"), receiptPicker, receiptHint),
+      h("div", { class: "actions" }, button),
+      message,
+    );
+    /** The bidder's own receipt of the bid: the file chosen, else the one kept here. */
+    const ownReceipt = async () => {
+      const chosen = receiptPicker.files[0];
+      if (chosen) {
+        try {
+          return JSON.parse(await chosen.text());
+        } catch {
+          throw new sealing.SealingRefused("bid_saved_not_json");
+        }
+      }
+      if (kept.withdrawn !== undefined) throw new sealing.SealingRefused("bid_reveal_kept_withdrawn", { version: kept.withdrawn });
+      if (!kept.receipt) {
+        receiptPicker.focus();
+        throw new sealing.SealingRefused("bid_reveal_need_receipt");
+      }
+      return kept.receipt;
+    };
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       message.replaceChildren();
@@ -1108,7 +1230,13 @@ async function showBid({ main, params, user }) {
       button.disabled = true;
       try {
         const identity = sealing.identityFromText(await file.text());
+        const receipt = await ownReceipt();
+        const pin = sealing.pinnedHeader(receipt, await keys(), tender.id);
+        if (pin.problems) throw new sealing.SealingRefused("bid_reveal_rx_refused", { problems: words(pin.problems) });
         const { header } = await api(`/tenders/${tender.id}/bids/mine/header`);
+        // The file key is computed only from the header the bidder's own receipt pins.
+        const mismatch = sealing.servedHeaderProblem(header, receipt);
+        if (mismatch) throw new sealing.SealingRefused(...mismatch);
         let fileKey;
         try {
           fileKey = await sealing.revealFileKey(header, identity);

@@ -288,8 +288,29 @@ export function sealingRecipients(tender, own, now) {
 }
 
 /**
+ * The age header at the start of a sealed file: its bytes through the newline of the "---" MAC
+ * line (bidding/crypto/age.py header_length), or null if the file has none.
+ */
+export function headerOf(sealed) {
+  const limit = Math.min(sealed.length, 128 * 1024 + 1);
+  for (let at = 0; at + 4 < limit; at++) {
+    // The first "\n---" starts the MAC line, as header_length finds it: no stanza line does.
+    if (sealed[at] === 10 && sealed[at + 1] === 45 && sealed[at + 2] === 45 && sealed[at + 3] === 45) {
+      const end = sealed.indexOf(10, at + 1);
+      return end === -1 ? null : sealed.subarray(0, end + 1);
+    }
+  }
+  return null;
+}
+
+/** The digest a bid's receipt pins its age header by (header_sha256), in hex. */
+export function headerSha256(header) {
+  return bytesToHex(sha256(header));
+}
+
+/**
  * Seal a plaintext (a Blob) with age to the recipients, streaming; onProgress(done, total) as
- * the plaintext is read. Resolves to {bytes, sha256, size} of the sealed file. The bytes are
+ * the plaintext is read. Resolves to {bytes, sha256, size, headerSha256} of the sealed file. The bytes are
  * one array, not a Blob: what an upload sends is then what the browser reports it sent.
  */
 export async function seal(plaintext, recipients, onProgress) {
@@ -327,7 +348,8 @@ export async function seal(plaintext, recipients, onProgress) {
   // WebCrypto's digest is native and several times faster than hashing in JavaScript; age
   // itself needs WebCrypto (a secure context) already.
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return { bytes, sha256: bytesToHex(digest), size };
+  const header = headerOf(bytes);
+  return { bytes, sha256: bytesToHex(digest), size, headerSha256: header && headerSha256(header) };
 }
 
 /** A random Idempotency-Key for one sealed file: a retry of its upload gets the same receipt. */
@@ -468,7 +490,8 @@ export function receiptProblems(receipt, keys) {
 
 /**
  * What is wrong with the receipt of an upload or a withdrawal (client.check_receipt): its
- * signature, or not matching what was expected ({kind, tender_id, sha256, size}).
+ * signature, or not matching what was expected ({kind, tender_id, sha256, size}, and for an
+ * upload header_sha256, the pin a reveal relies on).
  */
 export function checkReceipt(receipt, keys, expected) {
   const problems = receiptProblems(receipt, keys);
@@ -511,6 +534,36 @@ export function verifyInclusion({ leaf, index, treeSize, proof, root }) {
   } catch {
     return false;
   }
+}
+
+/**
+ * The header digest the bidder's own receipt pins for this tender's bid (client.pinned_header):
+ * {pinned} or {problems: [[textKey, values], …]} when the receipt cannot vouch for a header.
+ */
+export function pinnedHeader(receipt, keys, tenderId) {
+  const problems = receiptProblems(receipt, keys);
+  if (problems.length) return { problems };
+  const body = receipt.body;
+  if (body.tender_id !== tenderId) return { problems: [["bid_rx_mismatch", { name: "tender_id", got: String(body.tender_id), value: tenderId }]] };
+  if (body.kind !== "bid") return { problems: [["bid_reveal_rx_withdrawal", {}]] };
+  if (typeof body.header_sha256 !== "string") return { problems: [["bid_reveal_rx_no_pin", {}]] };
+  return { pinned: body.header_sha256 };
+}
+
+/**
+ * Why the header the platform served (base64) is not the one the receipt pins, as a
+ * [textKey, values] refusal; null when it is. No file key may be computed from a refused one.
+ */
+export function servedHeaderProblem(headerBase64, receipt) {
+  let served;
+  try {
+    served = headerSha256(fromBase64(headerBase64));
+  } catch {
+    return ["bid_reveal_header_malformed", {}];
+  }
+  const pinned = receipt.body.header_sha256;
+  if (served === pinned) return null;
+  return ["bid_reveal_header_mismatch", { version: receipt.body.version, served: served.slice(0, 16), pinned: String(pinned).slice(0, 16) }];
 }
 
 /** The default name of a receipt file (client.receipt_filename); withdrawals are marked. */

@@ -61,14 +61,16 @@ def own_key(platform: Platform, bidder: str) -> None:
     _identities[bidder] = identity
 
 
-def reveal(platform: Platform, bidder: str, tender: dict[str, Any]) -> None:
-    """The bidder reveals its bid's file key in the decryption window, as `bidding reveal`."""
+def reveal(platform: Platform, bidder: str, tender: dict[str, Any], receipt: Any) -> None:
+    """The bidder reveals its bid's file key in the decryption window, as `bidding reveal`,
+    with the receipt its submission was given."""
     with client.open_client(platform.url) as http:
         client.reveal(
             http,
             token=api_token(platform, bidder),
             tender_id=tender["id"],
             identities=[_identities[bidder]],
+            receipt=receipt,
         )
 
 
@@ -148,8 +150,10 @@ class TestOpeningHall:
             bidders[1]: "4610000.00",
             bidders[2]: "4775000.50",
         }
-        for bidder, price in prices.items():
-            submitted_bid(platform, bidder, tender, {"price": price}, tmp_path)
+        receipts = {
+            bidder: submitted_bid(platform, bidder, tender, {"price": price}, tmp_path)
+            for bidder, price in prices.items()
+        }
         officer = new_page(OFFICER)
         bidder = new_page(bidders[0])
         hall(officer, tender)
@@ -185,7 +189,7 @@ class TestOpeningHall:
 
         # Each bidder reveals: the table fills in, then the draw, the scores and the record.
         for name in bidders:
-            reveal(platform, name, tender)
+            reveal(platform, name, tender, receipts[name])
         for page in (officer, bidder):
             for name, price in prices.items():
                 row = page.locator("table.bids tbody tr", has_text=BIDDERS[name])

@@ -4,20 +4,33 @@ with the tender's key (backup decryption) or withdrawn as not decrypted."""
 
 import asyncio
 import base64
+import copy
+import hashlib
+import io
+import json
+import sys
+import threading
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from bidding import client as bidding_client
 from bidding.crypto import age
+from bidding.crypto.receipts import make_receipt
 from bidding.db import create_session_factory, iso_utc, utcnow
 from bidding.opening import events as ev
 from bidding.opening import pipeline
 from bidding.opening.models import Opening
 from bidding.opening.scheduler import OpeningScheduler
-from tests.opening.conftest import Party, Scene
+from tests.opening.conftest import LiveServer, Party, Scene
 from tests.tenders.conftest import TENDERS
+from tests.test_client import AppTransport
 
 PRICES = ("1000000.00", "950000.00", "1100000.00")
 
@@ -267,3 +280,265 @@ class TestRevealInput:
         wrong = await reveal(scene, tender, party, bytes(16))
         assert wrong.json()["tries_left"] == 4, "the malformed key used no try"
         assert (await reveal(scene, tender, party, right)).status_code == 201
+
+
+# --- the bidder's client checks the header it is served against its own receipt -----------
+
+
+class ServedHeader(httpx.BaseTransport):
+    """A compromised platform, as an injected fault: the real app answers every request, but
+    GET …/bids/mine/header answers with the header it is told to serve. Every request is
+    noted, so a test can tell whether a file key was sent."""
+
+    def __init__(self, app: object, loop: asyncio.AbstractEventLoop, header: bytes | None):
+        self.app = AppTransport(app, loop)
+        self.header = header
+        self.requests: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(f"{request.method} {request.url.path}")
+        response = self.app.handle_request(request)
+        if self.header is None or not request.url.path.endswith("/bids/mine/header"):
+            return response
+        answer = response.json() | {"header": base64.b64encode(self.header).decode()}
+        return httpx.Response(response.status_code, json=answer)
+
+    def revealed(self) -> bool:
+        return any(line.endswith("/opening/reveal") for line in self.requests)
+
+
+@dataclass
+class TwoTenders:
+    """One organization's bids, all sealed to its own key: in tender `now`, whose decryption
+    window is open, a first version withdrawn and a second that counts; in tender `later`,
+    still taking bids, another bid. `headers` are each bid's age header, as stored."""
+
+    now: dict[str, Any]
+    later: dict[str, Any]
+    party: Party
+    own: age.Identity
+    receipts: dict[str, dict[str, Any]]
+    headers: dict[str, bytes]
+
+    @property
+    def token(self) -> str:
+        return self.party.headers["Authorization"].split()[1]
+
+
+async def two_tenders(scene: Scene) -> TwoTenders:
+    now = await scene.tender(opening_mode="bidder", decryption_window_minutes=30, min_bids=1)
+    later = await scene.tender(opening_mode="bidder", min_bids=1)
+    party, own = await scene.bidder(), age.Identity.generate()
+    receipts, headers = {}, {}
+
+    async def bid(name: str, tender: dict[str, Any], price: str) -> None:
+        receipts[name] = await scene.bid(tender, {"price": price, "duration_days": 100},
+                                         party=party, recipients=[own.recipient])  # fmt: skip
+        answer = await scene.client.get(
+            f"{TENDERS}/{tender['id']}/bids/mine/header", headers=party.headers
+        )
+        headers[name] = base64.b64decode(answer.json()["header"])
+
+    await bid("v1", now, PRICES[0])
+    withdrawn = await scene.client.delete(f"{TENDERS}/{now['id']}/bids/mine", headers=party.headers)
+    assert withdrawn.status_code == 200, withdrawn.text
+    receipts["withdrawal"] = withdrawn.json()
+    await bid("v2", now, PRICES[1])
+    await bid("later", later, PRICES[2])
+    await scene.pass_deadline(now)
+    assert isinstance(await scene.open(now), pipeline.Waiting)
+    return TwoTenders(now, later, party, own, receipts, headers)
+
+
+async def client_reveal(
+    scene: Scene, bids: TwoTenders, transport: ServedHeader, receipt: object, **options: Any
+) -> dict[str, Any]:
+    """`bidding reveal` as a function, in a worker thread, over the given transport."""
+
+    def run() -> dict[str, Any]:
+        with bidding_client.open_client("http://testserver", transport=transport) as http:
+            return bidding_client.reveal(
+                http,
+                token=bids.token,
+                tender_id=bids.now["id"],
+                identities=[bids.own],
+                receipt=receipt,
+                **options,
+            )
+
+    return await asyncio.to_thread(run)
+
+
+def decrypted(events: list[dict[str, Any]]) -> list[str]:
+    return [event["data"]["price"] for event in events if event["type"] == ev.BID_DECRYPTED]
+
+
+class TestRevealChecksTheHeader:
+    async def test_the_header_of_another_bid_is_refused_and_no_file_key_is_sent(
+        self, scene: Scene
+    ) -> None:
+        bids = await two_tenders(scene)
+        loop = asyncio.get_running_loop()
+        # What a platform could gain with the header of the bid in the tender still taking
+        # bids: that bid's file key, which opens it before its deadline.
+        stolen = age.parse_header(bids.headers["later"]).file_key([bids.own])
+        opened = io.BytesIO()
+        with scene.app.state.blobs.open(bids.receipts["later"]["body"]["sha256"]) as stored:
+            age.unseal_with_file_key(stored, opened, stolen)
+        assert json.loads(opened.getvalue())["price"] == PRICES[2]
+
+        for served in ("later", "v1"):  # another tender's bid; a withdrawn earlier version
+            fault = ServedHeader(scene.app, loop, bids.headers[served])
+            with pytest.raises(bidding_client.HeaderRefused) as refused:
+                await client_reveal(scene, bids, fault, bids.receipts["v2"])
+            assert str(refused.value).startswith("refused: the platform served a bid header")
+            assert "no file key was computed or sent" in str(refused.value)
+            assert f"GET {TENDERS}/{bids.now['id']}/bids/mine/header" in fault.requests
+            assert not fault.revealed(), fault.requests
+        assert decrypted(await scene.events(bids.now)) == []
+
+        honest = ServedHeader(scene.app, loop, None)
+        event = await client_reveal(scene, bids, honest, bids.receipts["v2"])
+        assert (event["type"], event["data"]["price"]) == (ev.BID_DECRYPTED, PRICES[1])
+        assert decrypted(await scene.events(bids.now)) == [PRICES[1]]
+
+    async def test_a_receipt_that_cannot_vouch_for_the_header_is_refused_before_it_is_read(
+        self, scene: Scene
+    ) -> None:
+        bids = await two_tenders(scene)
+        altered = copy.deepcopy(bids.receipts["v1"])
+        altered["body"]["header_sha256"] = hashlib.sha256(bids.headers["v2"]).hexdigest()
+        # What a platform gave before receipts pinned the header: signed, without the pin.
+        old_body = {k: v for k, v in bids.receipts["v2"]["body"].items() if k != "header_sha256"}
+        old = make_receipt(old_body, scene.keys.signing)
+        cases = [
+            (bids.receipts["later"], f"the receipt is of tender {bids.later['id']}, not "),
+            (bids.receipts["withdrawal"], "the receipt is of a withdrawal, not of a bid"),
+            (altered, "the receipt is not genuine: the signature does not match the body"),
+            ({"body": "?"}, "the receipt is not genuine: the receipt has no body object"),
+            (old, "the receipt names no header_sha256 (it was made before receipts pinned"),
+        ]
+        for receipt, message in cases:
+            fault = ServedHeader(scene.app, asyncio.get_running_loop(), None)
+            with pytest.raises(bidding_client.HeaderRefused) as refused:
+                await client_reveal(scene, bids, fault, receipt)
+            assert str(refused.value).startswith(message), str(refused.value)
+            assert fault.requests == ["GET /api/v1/keys"]
+        assert "add --allow-old-receipt to reveal without that check" in str(refused.value)
+        assert decrypted(await scene.events(bids.now)) == []
+
+        # Allowed explicitly, an old receipt reveals the bid without the check.
+        honest = ServedHeader(scene.app, asyncio.get_running_loop(), None)
+        event = await client_reveal(scene, bids, honest, old, allow_old_receipt=True)
+        assert (event["type"], event["data"]["price"]) == (ev.BID_DECRYPTED, PRICES[1])
+
+
+class HeaderSwappingProxy:
+    """A compromised platform as a process sees it: a proxy on 127.0.0.1 in front of the real
+    server that passes everything on, except that it answers GET …/bids/mine/header with
+    another header. It notes each request it passes on."""
+
+    def __init__(self, upstream: str, header: bytes) -> None:
+        self.requests: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def relay(self) -> None:
+                proxy.requests.append(f"{self.command} {self.path}")
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                forwarded = {k: v for k, v in self.headers.items()
+                             if k.lower() in ("authorization", "content-type")}  # fmt: skip
+                answer = httpx.request(self.command, f"{upstream}{self.path}", content=body,
+                                       headers=forwarded, timeout=30)  # fmt: skip
+                content = answer.content
+                if self.path.endswith("/bids/mine/header") and answer.status_code == 200:
+                    swapped = answer.json() | {"header": base64.b64encode(header).decode()}
+                    content = json.dumps(swapped).encode()
+                self.send_response(answer.status_code)
+                self.send_header("Content-Type", answer.headers.get("content-type", ""))
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            def do_GET(self) -> None:
+                self.relay()
+
+            def do_POST(self) -> None:
+                self.relay()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "HeaderSwappingProxy":
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def run_bidding(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """The `bidding` command, as a bidder runs it, without holding up the server's loop."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bidding", *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+class TestRevealCommand:
+    async def test_bidding_reveal_refuses_a_swapped_header_and_reveals_the_true_one(
+        self, scene: Scene, live_server: LiveServer, tmp_path: Path
+    ) -> None:
+        bids = await two_tenders(scene)
+        tender_id = bids.now["id"]
+        # The receipts as `bidding submit` saves them; the newest bid's is found by its name.
+        for name, file in (("v1", "v1"), ("withdrawal", "v1-withdrawal"), ("v2", "v2")):
+            receipt = bids.receipts[name]
+            (tmp_path / f"receipt-{tender_id}-{file}.json").write_text(json.dumps(receipt))
+        (tmp_path / "org.key").write_text(f"{bids.own}\n")
+        command = ("reveal", "--tender", tender_id, "--token", bids.token, "-i", "org.key")
+
+        with HeaderSwappingProxy(live_server.url, bids.headers["later"]) as proxy:
+            status, _out, err = await run_bidding(*command, "--server", proxy.url, cwd=tmp_path)
+        assert status == 1
+        assert err.splitlines() == [
+            f"bidding: error: {tmp_path / f'receipt-{tender_id}-v2.json'}: refused: the "
+            "platform served a bid header (sha256 "
+            f"{hashlib.sha256(bids.headers['later']).hexdigest()[:16]}…) that is not the one "
+            "your receipt of version 2 pins "
+            f"({bids.receipts['v2']['body']['header_sha256'][:16]}…); no file key was computed "
+            "or sent"
+        ]
+        assert f"GET {TENDERS}/{tender_id}/bids/mine/header" in proxy.requests
+        assert not any("/opening/reveal" in line for line in proxy.requests), proxy.requests
+        assert decrypted(await scene.events(bids.now)) == []
+
+        status, out, err = await run_bidding(*command, "--server", live_server.url, cwd=tmp_path)
+        assert status == 0, err
+        assert out.startswith(f"bid opened: price {PRICES[1]} (event ")
+        assert decrypted(await scene.events(bids.now)) == [PRICES[1]]
+
+
+class TestNewestReceipt:
+    TENDER = "8d0c3f4e-2b1a-4c5d-9e8f-7a6b5c4d3e2f"
+
+    def test_the_highest_version_is_the_default_and_a_withdrawal_of_it_is_refused(
+        self, tmp_path: Path
+    ) -> None:
+        with pytest.raises(bidding_client.ClientError, match=r"^no receipt-8d0c.*-v<N>\.json in"):
+            bidding_client.newest_receipt(tmp_path, self.TENDER)
+        for name in ("v2", "v10", "v9", "v10-withdrawal", "v11-withdrawal"):
+            (tmp_path / f"receipt-{self.TENDER}-{name}.json").write_text("{}")
+        (tmp_path / "receipt-0b7e3c1e-5d4c-4f3b-9a59-2f0c7b1d9e01-v12.json").write_text("{}")
+        with pytest.raises(bidding_client.ClientError, match="you withdrew version 11"):
+            bidding_client.newest_receipt(tmp_path, self.TENDER)
+        (tmp_path / f"receipt-{self.TENDER}-v12.json").write_text("{}")
+        newest = bidding_client.newest_receipt(tmp_path, self.TENDER)
+        assert newest == tmp_path / f"receipt-{self.TENDER}-v12.json"
