@@ -72,7 +72,10 @@ async def read_audit_trail(
     tender_id: Annotated[
         uuid.UUID | None, Query(description="the tender's chain; without it, the platform's")
     ] = None,
-    after: Annotated[int, Query(ge=0, description="the entries after this position")] = 0,
+    # Positions are 64-bit: a larger one would reach the database and fail there (a 500).
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="the entries after this position")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
 ) -> AuditPage:
     """One chain of the audit trail in order: accounts and administration (the platform's, for

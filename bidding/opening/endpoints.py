@@ -49,6 +49,8 @@ _NOT_YET: Responses = {409: {"description": "not available yet at this stage of 
 _LOG: Responses = {404: {"description": "no such tender"}, **_NOT_YET}
 
 MAX_EVENTS_PAGE = 1000
+# seq and log positions are 32-bit integers in the database.
+MAX_SEQ = 2**31 - 1
 MAX_LEAVES_PAGE = 1000
 
 
@@ -81,7 +83,7 @@ async def list_events(
     session: Session,
     after: Annotated[
         # At most the database's 32-bit integer: a larger value failed there with a 500.
-        int, Query(ge=0, le=2**31 - 1, description="return the events after this seq")
+        int, Query(ge=0, le=MAX_SEQ, description="return the events after this seq")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_EVENTS_PAGE)] = 500,
 ) -> dict[str, Any]:
@@ -296,6 +298,8 @@ async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, 
     after_text = websocket.query_params.get("after", "0")
     if not (after_text.isascii() and after_text.isdigit() and len(after_text) <= 12):
         raise _Close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
+    if int(after_text) > MAX_SEQ:
+        raise _Close(CLOSE_BAD_REQUEST, f"after must be at most {MAX_SEQ}")
     try:
         tender_uuid = uuid.UUID(tender_id)
     except ValueError:
