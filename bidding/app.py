@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
                 announce=hub.notify,
             ),
             sync_every=timedelta(seconds=settings.scheduler_sync_seconds),
+            anchor_every=timedelta(seconds=settings.audit_anchor_seconds),
         )
         app.state.openings = openings
         background: list[asyncio.Task[None]] = []

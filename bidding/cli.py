@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from bidding.audit.anchors import Anchor, AnchorCheck
     from bidding.audit.service import Verification
     from bidding.settings import Settings
 
@@ -118,6 +119,10 @@ def _build_parser() -> argparse.ArgumentParser:
         help="check every chain of the audit trail",
         description=audit_verify_command.__doc__,
     )
+    verify.add_argument(
+        "--anchors", type=Path, metavar="FILE",
+        help="anchors kept outside the database (GET /api/v1/audit/anchors, saved as JSON)",
+    )  # fmt: skip
     verify.set_defaults(run=audit_verify_command)
 
     submit = commands.add_parser(
@@ -357,32 +362,65 @@ async def _create_user(settings: "Settings", args: argparse.Namespace) -> str:
 
 def audit_verify_command(args: argparse.Namespace) -> None:
     """Walk every chain of the audit trail in order, recompute each entry's hash and check
-    that positions are gapless and each entry links to the one before.
+    that positions are gapless and each entry links to the one before; then check the heads
+    the platform signed: every anchor (its signature with the platform's key, and that the
+    chain's entry at its size has its hash), the audit head in every signed opening record,
+    and with --anchors, copies of the anchors kept outside the database, which must also
+    still be in it.
 
-    Prints one line: the entries of each chain and its head hash (kept elsewhere, the heads
-    show later whether a chain was rewritten from its start). A broken trail is one error
-    line naming the first broken link: the chain, the position, and whether an entry was
-    edited, missing, reordered or inserted; the exit status is then 1.
+    Prints one line: the entries of each chain, its head hash and the largest size a signed
+    head confirms. A broken trail is one error line naming the first broken link: the chain,
+    the position, and whether an entry was edited, missing, reordered or inserted; a chain
+    that contradicts a signed head, one line naming the chain, the anchored size and what
+    does not match. The exit status is then 1.
     """
     import asyncio
+    import json
 
-    verification = asyncio.run(_verify_audit(_settings()))
+    from bidding.audit.anchors import parse_published
+
+    outside = []
+    if args.anchors is not None:
+        try:
+            document = json.loads(args.anchors.read_bytes())
+        except (ValueError, RecursionError):
+            raise CommandError(f"{args.anchors}: not JSON") from None
+        try:
+            outside = parse_published(document)
+        except ValueError as exc:
+            raise CommandError(f"{args.anchors}: {exc}") from None
+    verification, signed = asyncio.run(_verify_audit(_settings(), outside))
     if verification.broken:
         first, *others = verification.broken
         more = f"; {len(others)} more chains broken" if others else ""
         raise CommandError(f"audit trail broken: {first}{more}")
+    if signed.contradictions:
+        first_contradiction, *rest = signed.contradictions
+        more = f"; {len(rest)} more" if rest else ""
+        raise CommandError(f"audit trail contradicts a signed head: {first_contradiction}{more}")
     chains = verification.chains
     total = sum(head.size for head in chains)
     summary = f"audit trail intact: {total} entries in {len(chains)} chains"
-    heads = [f"{head.chain} {head.size} (head {head.head_hash})" for head in chains]
+    if signed.checked:
+        summary += f", borne out by {signed.checked} signed heads"
+    heads = []
+    for head in chains:
+        anchored = signed.anchored.get(head.chain)
+        mark = "" if anchored is None else f", anchored at {anchored}"
+        heads.append(f"{head.chain} {head.size} (head {head.head_hash}{mark})")
     print(": ".join([summary, ", ".join(heads)]) if heads else summary)
 
 
-async def _verify_audit(settings: "Settings") -> "Verification":
+async def _verify_audit(
+    settings: "Settings", outside: "Sequence[Anchor]" = ()
+) -> "tuple[Verification, AnchorCheck]":
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import DBAPIError
 
+    from bidding.audit import anchors as audit_anchors
     from bidding.audit import service as audit_service
+    from bidding.crypto.custody import b64decode_strict
+    from bidding.crypto.signing import SigningKey
     from bidding.db import create_engine, create_session_factory
 
     url = settings.resolved_database_url
@@ -391,13 +429,28 @@ async def _verify_audit(settings: "Settings") -> "Verification":
         path = Path(make_url(url).database or "")
         if not path.is_file():
             raise CommandError(f"{path}: no database here")
+    # The signatures are checked with the public half of the platform's key file; without
+    # it, every signed head is reported as unchecked.
+    keys = None
+    key_path = settings.signing_key_path
+    if key_path.exists():
+        try:
+            text = key_path.read_text(encoding="ascii").strip()
+            public = SigningKey.from_private_bytes(b64decode_strict(text)).public_key
+        except ValueError:
+            raise CommandError(f"{key_path}: not a signing key file") from None
+        keys = {public.key_id: public}
     # One snapshot for the whole walk: entries appended meanwhile must not look inserted.
     # SQLite's reading engine has one (WAL) without holding up writers.
     engine = create_engine(url, reading=sqlite)
     reader = engine if sqlite else engine.execution_options(isolation_level="REPEATABLE READ")
     try:
         async with create_session_factory(reader)() as session, session.begin():
-            return await audit_service.verify(session=session)
+            verification = await audit_service.verify(session=session)
+            signed = await audit_anchors.check(
+                session=session, verification=verification, keys=keys, outside=outside
+            )
+            return verification, signed
     except DBAPIError as exc:
         raise CommandError(f"cannot read the audit trail: {exc.orig}") from None
     finally:

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         default=10, gt=0, description="how often the jobs are checked against the database"
     )
     opening_workers: int = Field(default=2, ge=1, le=64, description="threads that open bids")
+    audit_anchor_seconds: float = Field(
+        default=3600,
+        gt=0,
+        description="how often the audit chains' heads that moved are signed as anchors",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -1,4 +1,5 @@
-"""The audit trail over HTTP: a chain, page by page, for those who may read it."""
+"""The audit trail over HTTP: a chain, page by page, for those who may read it; and the
+anchors, signed heads of the chains, for everyone."""
 
 import uuid
 from typing import Annotated, Any
@@ -6,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding.audit import anchors as audit_anchors
 from bidding.audit import service as audit
-from bidding.audit.schemas import AuditEntryRead, AuditPage
+from bidding.audit.schemas import AnchorPage, AuditAnchorRead, AuditEntryRead, AuditPage
 from bidding.auth.dependencies import CurrentUser
 from bidding.auth.models import Role, User
 from bidding.db import Session
@@ -90,4 +92,32 @@ async def read_audit_trail(
         entries=entries,
         has_more=len(page) > limit,
         next_after=entries[-1].position if entries else after,
+    )
+
+
+@router.get("/anchors", responses={404: {"description": "no such tender"}})
+async def read_anchors(
+    session: Session,
+    tender_id: Annotated[
+        uuid.UUID | None, Query(description="a tender's chain only; without it, every chain")
+    ] = None,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1, description="the anchors after this id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 500,
+) -> AnchorPage:
+    """The chains' heads signed by the platform, in the order they were signed, for anyone
+    to keep: a chain rewritten later contradicts them (`bidding audit verify --anchors`).
+    The platform's chain is anchored every hour it moved; a tender's only from its opening
+    record on (the record itself carries the chain's head then), since before, the growth
+    of its chain would tell that somebody bid."""
+    chain = None
+    if tender_id is not None:
+        if await tenders_service.get(session=session, tender_id=tender_id, viewer=None) is None:
+            raise NotFound(f"no tender {tender_id}")
+        chain = audit.tender_chain(tender_id)
+    page = await audit_anchors.after(session=session, position=after, limit=limit + 1, chain=chain)
+    anchors = [AuditAnchorRead.model_validate(anchor.to_dict()) for anchor in page[:limit]]
+    return AnchorPage(
+        anchors=anchors,
+        has_more=len(page) > limit,
+        next_after=anchors[-1].id if anchors else after,
     )

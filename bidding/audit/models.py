@@ -1,10 +1,11 @@
-"""The audit trail's tables: one hash chain per tender plus the platform's, and their heads."""
+"""The audit trail's tables: one hash chain per tender plus the platform's, their heads, and
+the heads signed as anchors."""
 
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, String, Uuid
+from sqlalchemy import JSON, BigInteger, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bidding.db import Base, UTCDateTime
@@ -47,3 +48,25 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditAnchor(Base):
+    """A chain's head at one size, signed with the platform's Ed25519 key.
+
+    The signature covers bidding.audit.anchors.anchor_body: the chain, its size, the hash of
+    its entry at that size and the time of signing. Whoever may write the database can
+    recompute a chain but not sign its new head, nor remove a copy of an anchor kept outside.
+    """
+
+    __tablename__ = "audit_anchors"
+    # One anchor per head, whatever the number of instances that race to sign it.
+    __table_args__ = (UniqueConstraint("chain", "size"),)
+
+    # The order anchors were made in: how they are paged.
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    anchored_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(88))

@@ -37,3 +37,25 @@ class AuditPage(BaseModel):
     entries: list[AuditEntryRead]
     has_more: bool
     next_after: int = Field(description="the `after` that asks for the next page")
+
+
+class AuditAnchorRead(BaseModel):
+    """A chain's head signed by the platform. The signature is Ed25519, by the key `key_id`
+    of GET /api/v1/keys, over the canonical JSON of {"kind": "audit_anchor", "chain", "size",
+    "head", "anchored_at"}; `head` is the entry_hash of the chain's entry at `size`."""
+
+    id: int = Field(description="1, 2, 3… in the order anchors were made; not signed")
+    chain: str = Field(examples=["platform"])
+    size: int = Field(description="the number of entries the chain had")
+    head: str = Field(description="the entry_hash of its entry at that size")
+    anchored_at: str = Field(examples=["2026-11-27T09:00:00.000Z"])
+    key_id: str
+    signature: str = Field(description="standard base64 of the 64-byte signature")
+
+
+class AnchorPage(BaseModel):
+    """A page of anchors, in the order they were made."""
+
+    anchors: list[AuditAnchorRead]
+    has_more: bool
+    next_after: int = Field(description="the `after` that asks for the next page")

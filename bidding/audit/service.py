@@ -30,6 +30,7 @@ from bidding.crypto.canonical import canonical_json
 from bidding.db import utcnow
 
 PLATFORM_CHAIN = "platform"
+_TENDER_CHAIN = "tender:"
 GENESIS = "0" * 64
 _ACTOR = "bidding.audit.actor"
 # How far from its place a moved entry is looked for, when telling "moved" from "edited".
@@ -38,7 +39,17 @@ _MOST_MOVED = 1000
 
 def tender_chain(tender_id: uuid.UUID) -> str:
     """The name of a tender's chain."""
-    return f"tender:{tender_id}"
+    return f"{_TENDER_CHAIN}{tender_id}"
+
+
+def tender_of(chain: str) -> uuid.UUID | None:
+    """The tender whose chain this is; None for the platform's, or a name no chain has."""
+    if not chain.startswith(_TENDER_CHAIN):
+        return None
+    try:
+        return uuid.UUID(chain.removeprefix(_TENDER_CHAIN))
+    except ValueError:
+        return None
 
 
 # --- recording -----------------------------------------------------------------------------
@@ -177,6 +188,18 @@ async def after(
     if limit is not None:
         statement = statement.limit(limit)
     return list(await session.scalars(statement))
+
+
+async def head(*, session: AsyncSession, chain: str) -> dict[str, Any]:
+    """The chain's committed head, as a signed document states it: {"chain", "size", "head"}
+    (size 0 and GENESIS for a chain without entries)."""
+    row = (
+        await session.execute(
+            select(AuditChain.size, AuditChain.head_hash).where(AuditChain.chain == chain)
+        )
+    ).first()
+    size, head_hash = (0, GENESIS) if row is None else (int(row.size), str(row.head_hash))
+    return {"chain": chain, "size": size, "head": head_hash}
 
 
 def envelope(entry: AuditEntry) -> dict[str, Any]:

@@ -632,6 +632,10 @@ class _Opening:
             everything = await ev.after(session=session, tender_id=self.tender_id)
             now = self.ctx.clock()
             record = self._record(opening, everything, failure, now)
+            # The tender's audit chain as committed now: the record anchors it up to here.
+            record["audit"] = await audit.head(
+                session=session, chain=audit.tender_chain(self.tender_id)
+            )
             text = canonical_json(record)
             signed = self.ctx.keys.signing.sign_document(record)
             opening.record = text.decode("utf-8")

@@ -4,6 +4,9 @@ The jobs are a cache of the tenders table (DESIGN §1.2): at start-up, after eve
 amendment or cancellation here, and every few seconds for changes made by other instances,
 the jobs are made to match the published tenders' deadlines. Every instance schedules every
 deadline; the compare-and-set in the pipeline lets exactly one of them open the tender.
+
+The same scheduler signs the audit trail's moved chain heads at intervals
+(bidding.audit.anchors): every instance tries, one anchor per head is made.
 """
 
 import asyncio
@@ -19,6 +22,7 @@ from apscheduler.jobstores.base import JobLookupError  # type: ignore[import-unt
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from sqlalchemy import select
 
+from bidding.audit import anchors as audit_anchors
 from bidding.opening import events as ev
 from bidding.opening import pipeline
 from bidding.opening.models import Opening
@@ -51,9 +55,16 @@ def _next_look(
 class OpeningScheduler:
     """Runs each tender's opening at its deadline, in this process, if it wins the claim."""
 
-    def __init__(self, ctx: pipeline.Context, *, sync_every: timedelta) -> None:
+    def __init__(
+        self,
+        ctx: pipeline.Context,
+        *,
+        sync_every: timedelta,
+        anchor_every: timedelta | None = None,
+    ) -> None:
         self.ctx = ctx
         self._sync_every = sync_every
+        self._anchor_every = anchor_every
         self._scheduler = AsyncIOScheduler(timezone=UTC)
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._failures: dict[uuid.UUID, int] = {}
@@ -71,6 +82,16 @@ class OpeningScheduler:
             coalesce=True,
             misfire_grace_time=None,
         )
+        if self._anchor_every is not None:
+            self._scheduler.add_job(
+                self.anchor,
+                "interval",
+                seconds=self._anchor_every.total_seconds(),
+                id="audit:anchor",
+                replace_existing=True,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
 
     async def stop(self) -> None:
         """Stop scheduling and cancel the openings running here; their leases will expire."""
@@ -80,6 +101,17 @@ class OpeningScheduler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def anchor(self) -> list[audit_anchors.Anchor]:
+        """Sign the heads of the audit chains that moved; the anchors this instance made."""
+        made = await audit_anchors.anchor_moved_chains(
+            session_factory=self.ctx.session_factory,
+            signing=self.ctx.keys.signing,
+            clock=self.ctx.clock,
+        )
+        if made:
+            logger.info("audit: anchored %d chain heads", len(made))
+        return made
 
     def scheduled_at(self, tender_id: uuid.UUID) -> datetime | None:
         """When the tender's opening job will next run here, if one is scheduled."""

@@ -1,7 +1,9 @@
 """`bidding audit verify` and `bidding users create` as an operator runs them: real processes
 against a data folder (SQLite) or a database URL (PostgreSQL), the trail tampered with in
-the database as its administrator could."""
+the database as its administrator could, anchors signed with the platform's key in the data
+folder and copies of them kept outside."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,14 +12,21 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bidding.app import create_app
+from bidding.audit import anchors as audit_anchors
 from bidding.audit import service as audit
-from bidding.audit.models import AuditChain, AuditEntry
+from bidding.audit.models import AuditAnchor, AuditChain, AuditEntry
+from bidding.auth.models import Role
+from bidding.crypto.signing import SigningKey, load_or_create_signing_key
 from bidding.db import create_engine, create_session_factory
 from bidding.migrations import upgrade
+from bidding.settings import Settings
+from bidding.tenders.models import TenderStatus
 from tests.audit.test_service import (
     CHAIN,
     TENDER,
@@ -25,9 +34,12 @@ from tests.audit.test_service import (
     delete_one,
     edit_details,
     forge_in_the_middle,
+    rewrite_from,
     swap_two,
 )
 from tests.conftest import fresh_postgres_database
+from tests.factories import create_organization, create_user
+from tests.tenders.conftest import create_tender
 
 
 @dataclass
@@ -37,6 +49,18 @@ class Place:
     env: dict[str, str]
     engine: AsyncEngine
     backend: str
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            data_dir=Path(self.env["BIDDING_DATA_DIR"]),
+            database_url=self.env.get("BIDDING_DATABASE_URL"),
+            demo=False,
+        )
+
+    def signing_key(self) -> SigningKey:
+        """The platform's key in the data folder, as `bidding serve` makes it."""
+        return load_or_create_signing_key(self.settings.signing_key_path)
 
     def bidding(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -141,6 +165,208 @@ class TestVerify:
             0,
             "audit trail intact: 0 entries in 0 chains\n",
         )
+
+
+async def finish_the_tender(place: Place) -> None:
+    """Make TENDER an opened tender: its chain is anchored from then on."""
+    async with create_session_factory(place.engine)() as session:
+        organization = await create_organization(session)
+        officer = await create_user(session, role=Role.officer, organization=organization)
+        await create_tender(session, officer=officer, status=TenderStatus.opened, id=TENDER)
+        await session.commit()
+
+
+async def anchored(place: Place) -> list[audit_anchors.Anchor]:
+    """The anchoring job, run by an instance of this platform."""
+    return await audit_anchors.anchor_moved_chains(
+        session_factory=create_session_factory(place.engine), signing=place.signing_key()
+    )
+
+
+async def published(place: Place) -> dict[str, object]:
+    """GET /api/v1/audit/anchors, as an outsider fetches it."""
+    app = create_app(place.settings, manage_state=False)
+    app.state.session_factory = create_session_factory(place.engine)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        answer = await client.get("/api/v1/audit/anchors")
+    assert answer.status_code == 200, answer.text
+    page: dict[str, object] = answer.json()
+    return page
+
+
+def rewriting(chain: str, position: int) -> Tampering:
+    async def rewrite(session: AsyncSession) -> None:
+        await rewrite_from(session, chain, position)
+
+    return rewrite
+
+
+async def heads_of(place: Place) -> dict[str, str]:
+    async with create_session_factory(place.engine)() as session:
+        return {head.chain: head.head_hash for head in await session.scalars(select(AuditChain))}
+
+
+class TestAnchors:
+    async def test_an_anchored_trail_verifies_and_says_how_far_each_chain_is_anchored(
+        self, place: Place
+    ) -> None:
+        await fill(place)
+        await finish_the_tender(place)
+        await anchored(place)
+        async with create_session_factory(place.engine)() as session:
+            await audit.record(session=session, action="auth.signed_out")
+            await session.commit()
+        heads = await heads_of(place)
+
+        result = place.bidding("audit", "verify")
+
+        assert (result.returncode, result.stderr) == (0, "")
+        assert result.stdout == (
+            "audit trail intact: 9 entries in 2 chains, borne out by 2 signed heads: "
+            f"platform 4 (head {heads['platform']}, anchored at 3), "
+            f"{CHAIN} 5 (head {heads[CHAIN]}, anchored at 5)\n"
+        )
+
+    @pytest.mark.parametrize("chain", [audit.PLATFORM_CHAIN, CHAIN])
+    async def test_a_chain_recomputed_by_the_administrator_contradicts_its_anchor(
+        self, place: Place, chain: str
+    ) -> None:
+        await fill(place)
+        await finish_the_tender(place)
+        (anchor,) = [anchor for anchor in await anchored(place) if anchor.chain == chain]
+
+        await tampered(place, rewriting(chain, 2))
+
+        async with create_session_factory(place.engine)() as session:
+            assert (await audit.verify(session=session)).broken == [], "it hashes through"
+        rewritten = (await heads_of(place))[chain]
+        result = place.bidding("audit", "verify")
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == (
+            f"bidding: error: audit trail contradicts a signed head: chain {chain}, anchored "
+            f"size {anchor.size}: the entry there hashes to {rewritten}, but anchor "
+            f"{anchor.id} of {anchor.anchored_at} signed {anchor.head}: the chain was "
+            "rewritten\n"
+        )
+
+    async def test_an_anchor_edited_to_match_the_rewrite_fails_its_signature(
+        self, place: Place
+    ) -> None:
+        await fill(place)
+        (anchor,) = await anchored(place)
+
+        async def rewrite_both(session: AsyncSession) -> None:
+            head = await rewrite_from(session, audit.PLATFORM_CHAIN, 1)
+            await session.execute(update(AuditAnchor).values(head_hash=head))
+
+        await tampered(place, rewrite_both)
+
+        result = place.bidding("audit", "verify")
+        assert result.returncode == 1
+        assert result.stderr == (
+            "bidding: error: audit trail contradicts a signed head: chain platform, anchored "
+            f"size 3: anchor {anchor.id} of {anchor.anchored_at} does not carry the "
+            "platform's signature: it was altered\n"
+        )
+
+    async def test_a_copy_kept_outside_catches_a_rewrite_whose_anchors_were_removed(
+        self, place: Place, tmp_path: Path
+    ) -> None:
+        await fill(place)
+        await finish_the_tender(place)
+        await anchored(place)
+        outside = tmp_path / "anchors.json"
+        outside.write_text(json.dumps(await published(place)))
+
+        async def rewrite_and_remove(session: AsyncSession) -> None:
+            await rewrite_from(session, CHAIN, 4)
+            await session.execute(AuditAnchor.__table__.delete())
+
+        await tampered(place, rewrite_and_remove)
+
+        alone = place.bidding("audit", "verify")
+        assert alone.returncode == 0, "from the database alone it cannot be told"
+        result = place.bidding("audit", "verify", "--anchors", str(outside))
+        assert (result.returncode, result.stdout) == (1, "")
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1, result.stderr
+        rewritten = (await heads_of(place))[CHAIN]
+        tender_anchor = next(
+            a for a in json.loads(outside.read_text())["anchors"] if a["chain"] == CHAIN
+        )
+        assert lines[0] == (
+            f"bidding: error: audit trail contradicts a signed head: chain {CHAIN}, anchored "
+            f"size 5: the entry there hashes to {rewritten}, but the outside copy of the "
+            f"anchor of {tender_anchor['anchored_at']} signed {tender_anchor['head']}: the "
+            "chain was rewritten; 2 more"
+        )
+        kept = place.bidding("audit", "verify", "--anchors", str(outside))
+        assert kept.stderr == result.stderr, "the same answer every time"
+
+    @pytest.mark.parametrize(
+        ("content", "problem"),
+        [
+            ("{not json", "not JSON"),
+            ('{"anchors": 3}', 'expected the anchors as served: {"anchors": [...]} or a list'),
+            ('[{"chain": "platform"}]', "anchor 0: head must be a string"),
+            (
+                '{"anchors": [{"chain": "platform", "size": true, "head": "", '
+                '"anchored_at": "", "key_id": "", "signature": ""}]}',
+                "anchor 0: size must be a whole number from 1",
+            ),
+            ("[" * 100000 + "]" * 100000, "not JSON"),
+        ],
+        ids=["not-json", "not-a-list", "missing-fields", "boolean-size", "deep"],
+    )
+    async def test_an_anchors_file_that_is_not_anchors_is_refused_in_one_line(
+        self, place: Place, tmp_path: Path, content: str, problem: str
+    ) -> None:
+        outside = tmp_path / "anchors.json"
+        outside.write_text(content)
+
+        result = place.bidding("audit", "verify", "--anchors", str(outside))
+
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == f"bidding: error: {outside}: {problem}\n"
+
+    async def test_an_outside_copy_altered_is_named_not_believed(
+        self, place: Place, tmp_path: Path
+    ) -> None:
+        await fill(place)
+        await anchored(place)
+        page = await published(place)
+        anchors = page["anchors"]
+        assert isinstance(anchors, list)
+        anchors[0]["size"] = 2
+        outside = tmp_path / "anchors.json"
+        outside.write_text(json.dumps(page))
+
+        result = place.bidding("audit", "verify", "--anchors", str(outside))
+
+        assert result.returncode == 1
+        assert result.stderr == (
+            "bidding: error: audit trail contradicts a signed head: chain platform, anchored "
+            f"size 2: the outside copy of the anchor of {anchors[0]['anchored_at']} does not "
+            "carry the platform's signature: it was altered\n"
+        )
+
+    async def test_without_the_platforms_key_the_anchors_cannot_be_checked(
+        self, place: Place
+    ) -> None:
+        await fill(place)
+        (anchor,) = await anchored(place)
+        place.settings.signing_key_path.unlink()
+
+        result = place.bidding("audit", "verify")
+
+        assert result.returncode == 1
+        assert result.stderr == (
+            "bidding: error: audit trail contradicts a signed head: chain platform, anchored "
+            f"size 3: anchor {anchor.id} of {anchor.anchored_at} cannot be checked: the "
+            "platform's public key is not at hand\n"
+        )
+        assert not place.settings.signing_key_path.exists(), "verify never makes a key"
 
 
 class TestUsersCreate:

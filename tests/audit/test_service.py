@@ -262,6 +262,27 @@ async def edit_and_rehash_the_last(session: AsyncSession) -> None:
     session.expunge_all()
 
 
+async def rewrite_from(session: AsyncSession, chain: str, position: int) -> str:
+    """Change an entry and recompute it and every later one and the chain's head, as an
+    administrator who knows the formula would: the chain is consistent again. The new head."""
+    entries = await chain_of(session, chain)
+    prev = audit.GENESIS if position == 1 else entries[position - 2].entry_hash
+    for entry in entries[position - 1 :]:
+        details = entry.details | ({"rewritten": True} if entry.position == position else {})
+        new_hash = audit.entry_hash(prev, audit.content(entry) | {"details": details})
+        await session.execute(
+            update(AuditEntry)
+            .where(at(chain, entry.position))
+            .values(details=details, prev_hash=prev, entry_hash=new_hash)
+        )
+        prev = new_hash
+    await session.execute(
+        update(AuditChain).where(AuditChain.chain == chain).values(head_hash=prev)
+    )
+    session.expunge_all()
+    return prev
+
+
 async def drop_the_head(session: AsyncSession) -> None:
     await session.execute(delete(AuditChain).where(AuditChain.chain == CHAIN))
 
