@@ -102,7 +102,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "create", help="create an account of any role", description=users_create_command.__doc__
     )
     create.add_argument("--email", required=True)
-    create.add_argument("--password", required=True)
+    create.add_argument("--password", action=_RefusedPassword, help=argparse.SUPPRESS)
+    create.add_argument(
+        "--password-stdin", action="store_true",
+        help="read the password from the first line of stdin (default: asked for, twice, on "
+        "the terminal); it is never taken from the command line, where others can read it",
+    )  # fmt: skip
     create.add_argument(
         "--role", required=True, choices=["admin", "officer", "supervisor", "bidder"]
     )
@@ -187,6 +192,16 @@ def _build_parser() -> argparse.ArgumentParser:
     verify_receipt.add_argument("--server", required=True, metavar="URL", help="the platform")
     verify_receipt.set_defaults(run=verify_receipt_command)
     return parser
+
+
+class _RefusedPassword(argparse.Action):
+    """--password, refused without repeating it: any user on the machine reads a command line."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser.error(
+            "--password is not taken: a command line is visible to every user of the machine; "
+            "type the password when asked, or pipe it in with --password-stdin"
+        )
 
 
 def _add_account(command: argparse.ArgumentParser) -> None:
@@ -320,14 +335,33 @@ def users_create_command(args: argparse.Namespace) -> None:
     """Create an account of any role; officers, supervisors and bidders need an organization."""
     import asyncio
 
+    password = _new_password(args)
     settings = _settings()
     if settings.resolved_database_url.startswith("sqlite"):
         asyncio.run(_upgrade(settings))
-    email = asyncio.run(_create_user(settings, args))
+    email = asyncio.run(_create_user(settings, args, password))
     print(f"created {args.role} {email}", file=sys.stderr)
 
 
-async def _create_user(settings: "Settings", args: argparse.Namespace) -> str:
+def _new_password(args: argparse.Namespace) -> str:
+    """The new account's password: the first line of stdin, or typed twice on the terminal."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        # getpass would look for a terminal elsewhere, or read stdin with a warning.
+        raise CommandError("no terminal to ask the password on; pipe it in with --password-stdin")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"Password for {args.email}: ")
+        if password and getpass.getpass("The same password again: ") != password:
+            raise CommandError("the two passwords differ; nothing was created")
+    if not password:
+        raise CommandError("no password given")
+    return password
+
+
+async def _create_user(settings: "Settings", args: argparse.Namespace, password: str) -> str:
     from bidding.auth import service as auth_service
     from bidding.auth.models import Role
 
@@ -335,7 +369,7 @@ async def _create_user(settings: "Settings", args: argparse.Namespace) -> str:
         user = await auth_service.create_user(
             session=session,
             email=args.email,
-            password=args.password,
+            password=password,
             display_name=args.display_name or args.email,
             role=Role(args.role),
             organization_name=args.org_name,

@@ -38,9 +38,10 @@ class Place:
     engine: AsyncEngine
     backend: str
 
-    def bidding(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def bidding(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "bidding", *args],
+            input=stdin,
             env=self.env,
             capture_output=True,
             text=True,
@@ -149,8 +150,8 @@ class TestUsersCreate:
     ) -> None:
         password = "a long enough passphrase"
         created = place.bidding(
-            "users", "create", "--email", "Admin@Example.com", "--password", password,
-            "--role", "admin",
+            "users", "create", "--email", "Admin@Example.com", "--password-stdin",
+            "--role", "admin", stdin=f"{password}\n",
         )  # fmt: skip
         assert created.returncode == 0, created.stderr
 
