@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
 
+from bidding import files
 from bidding.crypto import age
 
 if TYPE_CHECKING:
@@ -21,9 +22,17 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from bidding import client
     from bidding.audit.service import Verification
     from bidding.settings import Settings
 
+# Every -o follows bidding.files.open_output; said once, in each such command's --help.
+OUTPUT_RULE = (
+    "-o FILE: a regular file, or a new one, is written beside it and renamed over it only once "
+    "complete (a failure leaves it untouched; a replaced file keeps its mode); a device, FIFO "
+    "or terminal such as /dev/null is written in place, never replaced; a symbolic link is "
+    "followed and the rule applied to its final target."
+)
 # Below this size a progress bar only flickers.
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
@@ -46,13 +55,19 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     keygen = commands.add_parser(
-        "keygen", help="generate an age identity", description=keygen_command.__doc__
+        "keygen",
+        help="generate an age identity",
+        description=keygen_command.__doc__,
+        epilog=f"{OUTPUT_RULE} An existing regular file is never replaced by a new key.",
     )
     keygen.add_argument("-o", "--output", type=Path, help="write to this new file (mode 0600)")
     keygen.set_defaults(run=keygen_command)
 
     seal = commands.add_parser(
-        "seal", help="seal a file to recipients", description=seal_command.__doc__
+        "seal",
+        help="seal a file to recipients",
+        description=seal_command.__doc__,
+        epilog=OUTPUT_RULE,
     )
     seal.add_argument(
         "-r", "--recipient", dest="recipients", action="append", required=True,
@@ -63,7 +78,10 @@ def _build_parser() -> argparse.ArgumentParser:
     seal.set_defaults(run=seal_command)
 
     unseal = commands.add_parser(
-        "unseal", help="unseal an age file", description=unseal_command.__doc__
+        "unseal",
+        help="unseal an age file",
+        description=unseal_command.__doc__,
+        epilog=OUTPUT_RULE,
     )
     unseal.add_argument(
         "-i", "--identity", dest="identities", action="append", required=True, type=Path,
@@ -126,7 +144,10 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=audit_verify_command)
 
     submit = commands.add_parser(
-        "submit", help="upload a sealed bid, keep its receipt", description=submit_command.__doc__
+        "submit",
+        help="upload a sealed bid, keep its receipt",
+        description=submit_command.__doc__,
+        epilog=OUTPUT_RULE,
     )
     submit.add_argument("--server", required=True, metavar="URL", help="the platform's address")
     submit.add_argument("--tender", required=True, metavar="ID", help="the tender's id")
@@ -226,12 +247,11 @@ def keygen_command(args: argparse.Namespace) -> None:
             print(f"Public key: {identity.recipient}", file=sys.stderr)
         return
     try:
-        # O_EXCL: never overwrite an existing key; 0600: the identity is a secret.
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Never replaces an existing key; 0600: the identity is a secret.
+        with files.open_output(output, exclusive=True) as key_file:
+            key_file.write(text.encode("ascii"))
     except FileExistsError:
         raise CommandError(f"{output} already exists; refusing to overwrite a key file") from None
-    with os.fdopen(fd, "w", encoding="ascii") as key_file:
-        key_file.write(text)
     print(f"Public key: {identity.recipient}", file=sys.stderr)
 
 
@@ -241,6 +261,8 @@ def seal_command(args: argparse.Namespace) -> None:
     if args.output is None and sys.stdout.isatty():
         raise CommandError("refusing to write a sealed file to a terminal; use -o FILE or a pipe")
     with _streams(args.input, args.output) as (src, size, dst), _progress(size) as progress:
+        if dst.isatty():
+            raise CommandError("refusing to write a sealed file to a terminal")
         age.seal(src, dst, recipients, progress=progress)
 
 
@@ -454,6 +476,46 @@ def submit_command(args: argparse.Namespace) -> None:
     if args.output is not None and not args.output.resolve().parent.is_dir():
         # Found out now, not once the bid is in and its receipt has nowhere to go.
         raise CommandError(f"{args.output}: its folder does not exist")
+    with contextlib.ExitStack() as receipt_output:
+        # -o is opened before the upload: an output that cannot be written is found out now,
+        # not once the bid is in and its receipt has nowhere to go.
+        receipt_file = None
+        if args.output is not None:
+            receipt_file = receipt_output.enter_context(
+                files.open_output(args.output, mode=client.RECEIPT_FILE_MODE)
+            )
+        submission, tender_id = _submit(args, idempotency_key)
+        if receipt_file is not None:
+            # Saved even when it does not check out: it is the bidder's evidence of what was
+            # answered.
+            receipt_file.write(client.receipt_json(submission.receipt))
+    path = args.output or Path(client.receipt_filename(tender_id, submission.receipt))
+    if receipt_file is None:
+        try:
+            client.save_receipt(submission.receipt, path)
+        except OSError as exc:
+            sys.stdout.buffer.write(client.receipt_json(submission.receipt))
+            sys.stdout.buffer.flush()
+            raise CommandError(
+                f"the bid is in, but its receipt cannot be saved to {path} "
+                f"({exc.strerror or exc}); it is printed on stdout instead: keep it"
+            ) from None
+    if submission.problems:
+        raise CommandError(
+            f"the receipt saved to {path} does not check out: {'; '.join(submission.problems)}"
+        )
+    body = submission.receipt["body"]
+    retried = " (an earlier attempt had already arrived)" if submission.replayed else ""
+    print(
+        f"bid received{retried}: version {body['version']}, sha256 {body['sha256'][:16]}…, "
+        f"received at {body['received_at']}; receipt saved to {path}"
+    )
+
+
+def _submit(args: argparse.Namespace, idempotency_key: str) -> "tuple[client.Submission, str]":
+    """Seal (with --seal) and upload the bid; the platform's answer and the tender's id."""
+    from bidding import client
+
     with _client_errors(), contextlib.ExitStack() as stack:
         tender_id = client.tender_id_text(args.tender)
         http = stack.enter_context(client.open_client(args.server))
@@ -488,19 +550,7 @@ def submit_command(args: argparse.Namespace) -> None:
                 idempotency_key=idempotency_key,
                 progress=progress,
             )
-    path = args.output or Path(client.receipt_filename(tender_id, submission.receipt))
-    # Saved even when it does not check out: it is the bidder's evidence of what was answered.
-    client.save_receipt(submission.receipt, path)
-    if submission.problems:
-        raise CommandError(
-            f"the receipt saved to {path} does not check out: {'; '.join(submission.problems)}"
-        )
-    body = submission.receipt["body"]
-    retried = " (an earlier attempt had already arrived)" if submission.replayed else ""
-    print(
-        f"bid received{retried}: version {body['version']}, sha256 {body['sha256'][:16]}…, "
-        f"received at {body['received_at']}; receipt saved to {path}"
-    )
+    return submission, tender_id
 
 
 def check_key_command(args: argparse.Namespace) -> None:
@@ -639,11 +689,7 @@ async def _upgrade(settings: "Settings") -> None:
 def _streams(
     input_path: Path | None, output_path: Path | None
 ) -> Iterator[tuple[BinaryIO, int | None, BinaryIO]]:
-    """The input with its size if known, and the output.
-
-    An output file appears only once complete, so a failure never leaves a partial
-    plaintext that looks whole.
-    """
+    """The input with its size if known, and the output (see bidding.files.open_output)."""
     with contextlib.ExitStack() as stack:
         if input_path is None:
             src, size = sys.stdin.buffer, None
@@ -654,17 +700,8 @@ def _streams(
             yield src, size, sys.stdout.buffer
             sys.stdout.buffer.flush()
             return
-        target = output_path.resolve()
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as dst:
-                yield src, size, dst
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        with files.open_output(output_path) as dst:
+            yield src, size, dst
 
 
 class _ProgressBar:

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, NamedTuple, cast
 
 import httpx
 
+from bidding import files
 from bidding.crypto import age, merkle
 from bidding.crypto.canonical import canonical_json
 from bidding.crypto.receipts import receipt_problems
@@ -36,6 +37,8 @@ UPLOAD_BLOCK_SIZE = 1024 * 1024
 RETRY_DELAYS = (1.0, 2.0, 4.0)
 NOT_YET_PROVABLE = "not yet provable (the log is sealed at the deadline)"
 
+# A receipt is no secret: a new receipt file gets the usual permissions (less the umask).
+RECEIPT_FILE_MODE = 0o666
 # A ZIP of attachments larger than this spills from memory into an unlinked temporary file.
 _SPOOL_BYTES = 64 * 1024 * 1024
 _TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -501,16 +504,19 @@ def receipt_filename(tender_id: str, receipt: Mapping[str, Any]) -> str:
     return f"receipt-{tender_id}-v{version}{kind}.json"
 
 
-def save_receipt(receipt: Mapping[str, Any], path: Path) -> None:
-    """Write the receipt as indented UTF-8 JSON; the file appears only when complete."""
-    text = json.dumps(receipt, indent=2, ensure_ascii=False) + "\n"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+def receipt_json(receipt: Mapping[str, Any]) -> bytes:
+    """A receipt as it is saved: indented JSON, in UTF-8."""
     try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        return (json.dumps(receipt, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate from the server: escaped, the receipt is kept exactly as answered.
+        return (json.dumps(receipt, indent=2) + "\n").encode("ascii")
+
+
+def save_receipt(receipt: Mapping[str, Any], path: Path) -> None:
+    """Write the receipt to path as bidding.files.open_output writes: whole, or not at all."""
+    with files.open_output(path, mode=RECEIPT_FILE_MODE) as output:
+        output.write(receipt_json(receipt))
 
 
 def load_receipt(path: Path) -> Any:
