@@ -33,6 +33,8 @@ OUTPUT_RULE = (
     "or terminal such as /dev/null is written in place, never replaced; a symbolic link is "
     "followed and the rule applied to its final target."
 )
+# An identity is a 74-character line; a file of many with comments stays far below this.
+MAX_IDENTITY_FILE_BYTES = 1024 * 1024
 # Below this size a progress bar only flickers.
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
@@ -270,13 +272,20 @@ def unseal_command(args: argparse.Namespace) -> None:
     """Unseal an age file from INPUT (or stdin) with the identities."""
     identities = [identity for path in args.identities for identity in _read_identities(path)]
     with _streams(args.input, args.output) as (src, size, dst), _progress(size) as progress:
-        age.unseal(src, dst, identities, progress=progress)
+        try:
+            age.unseal(src, dst, identities, progress=progress)
+        except age.AgeError as exc:
+            if args.input is None:
+                raise
+            raise CommandError(f"{args.input}: {exc}") from None
 
 
 def _read_identities(path: Path) -> list[age.Identity]:
     """The identities of an identity file; CommandError with the file's name if unreadable."""
     try:
-        return age.parse_identities(path.read_text(encoding="utf-8"))
+        return age.parse_identities(files.read_limited(path, MAX_IDENTITY_FILE_BYTES).decode())
+    except files.TooLargeError:
+        raise CommandError(f"{path}: too large for an identity file (at most 1 MiB)") from None
     except age.KeyFormatError as exc:
         raise CommandError(f"{path}: {exc}") from None
     except UnicodeDecodeError:
@@ -296,8 +305,14 @@ def serve_command(args: argparse.Namespace) -> None:
     import uvicorn
 
     from bidding.app import create_app
+    from bidding.keys import load_platform_keys
 
     settings = _settings()
+    try:
+        # Read now, for one error line: in the app's start-up a bad key file is a traceback.
+        load_platform_keys(settings)
+    except (ValueError, RuntimeError) as exc:
+        raise CommandError(str(exc)) from None
     if settings.resolved_database_url.startswith("sqlite"):
         asyncio.run(_upgrade(settings))
     if settings.demo and settings.environment != "production":
@@ -508,7 +523,7 @@ def submit_command(args: argparse.Namespace) -> None:
     retried = " (an earlier attempt had already arrived)" if submission.replayed else ""
     print(
         f"bid received{retried}: version {body['version']}, sha256 {body['sha256'][:16]}…, "
-        f"received at {body['received_at']}; receipt saved to {path}"
+        f"received at {body.get('received_at')}; receipt saved to {path}"
     )
 
 
@@ -651,7 +666,11 @@ async def _session(settings: "Settings") -> "AsyncIterator[AsyncSession]":
 
     engine = create_engine(settings.resolved_database_url)
     try:
-        async with create_session_factory(engine)() as session, session.begin():
+        async with (
+            _database_errors(),
+            create_session_factory(engine)() as session,
+            session.begin(),
+        ):
             yield session
     except DomainError as exc:
         raise CommandError(exc.detail) from None
@@ -670,6 +689,8 @@ def _settings() -> "Settings":
         first = exc.errors()[0]
         name = "BIDDING_" + "_".join(str(part) for part in first["loc"]).upper()
         raise CommandError(f"{name}: {first['msg']}") from None
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise CommandError(f"BIDDING_DATA_DIR: {settings.data_dir} is not a folder")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings
 
@@ -680,9 +701,21 @@ async def _upgrade(settings: "Settings") -> None:
 
     engine = create_engine(settings.resolved_database_url)
     try:
-        await upgrade(engine)
+        async with _database_errors():
+            await upgrade(engine)
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _database_errors() -> "AsyncIterator[None]":
+    """A database the driver refuses (not a database, unreachable), as one error line."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as exc:
+        raise CommandError(f"cannot use the database: {exc.orig}") from None
 
 
 @contextlib.contextmanager
@@ -755,6 +788,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _fail(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         _fail("interrupted", status=130)
+    except Exception as exc:
+        # The last guard of the one-line promise, for a hostile file or answer no check
+        # foresaw: a traceback tells a bidder nothing, and scripts read the last line.
+        _fail(f"unexpected {type(exc).__name__}: {str(exc)[:300]}")
     sys.exit(0)
 
 

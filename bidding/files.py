@@ -1,4 +1,4 @@
-"""The files the command line writes, whatever the path turns out to be.
+"""The files the command line reads and writes, whatever the path turns out to be.
 
 An output named with `-o` belongs to the user, so it is never destroyed: a regular file (or a
 new one) is written to a temporary file beside it and renamed over it only once complete, so a
@@ -14,6 +14,10 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+
+class TooLargeError(ValueError):
+    """A file read with read_limited holds more than its limit."""
 
 
 @contextlib.contextmanager
@@ -90,3 +94,16 @@ def _open_new(path: Path, new: Path, mode: int) -> int:
         return os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """The whole content of path, or TooLargeError once it passes limit bytes.
+
+    Read as a stream, so that a pipe (`-i <(…)`) works and /dev/zero or a huge file is refused
+    without filling the memory.
+    """
+    with path.open("rb") as file:
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise TooLargeError(f"larger than {limit} bytes")
+    return data
