@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NoReturn, TextIO
 
+from bidding import files
 from bidding.crypto import age
 
 if TYPE_CHECKING:
@@ -21,10 +22,20 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from bidding import client
     from bidding.audit.anchors import Anchor, AnchorCheck
     from bidding.audit.service import Verification
     from bidding.settings import Settings
 
+# Every -o follows bidding.files.open_output; said once, in each such command's --help.
+OUTPUT_RULE = (
+    "-o FILE: a regular file, or a new one, is written beside it and renamed over it only once "
+    "complete (a failure leaves it untouched; a replaced file keeps its mode); a device, FIFO "
+    "or terminal such as /dev/null is written in place, never replaced; a symbolic link is "
+    "followed and the rule applied to its final target."
+)
+# An identity is a 74-character line; a file of many with comments stays far below this.
+MAX_IDENTITY_FILE_BYTES = 1024 * 1024
 # Below this size a progress bar only flickers.
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
@@ -47,13 +58,19 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     keygen = commands.add_parser(
-        "keygen", help="generate an age identity", description=keygen_command.__doc__
+        "keygen",
+        help="generate an age identity",
+        description=keygen_command.__doc__,
+        epilog=f"{OUTPUT_RULE} An existing regular file is never replaced by a new key.",
     )
     keygen.add_argument("-o", "--output", type=Path, help="write to this new file (mode 0600)")
     keygen.set_defaults(run=keygen_command)
 
     seal = commands.add_parser(
-        "seal", help="seal a file to recipients", description=seal_command.__doc__
+        "seal",
+        help="seal a file to recipients",
+        description=seal_command.__doc__,
+        epilog=OUTPUT_RULE,
     )
     seal.add_argument(
         "-r", "--recipient", dest="recipients", action="append", required=True,
@@ -64,7 +81,10 @@ def _build_parser() -> argparse.ArgumentParser:
     seal.set_defaults(run=seal_command)
 
     unseal = commands.add_parser(
-        "unseal", help="unseal an age file", description=unseal_command.__doc__
+        "unseal",
+        help="unseal an age file",
+        description=unseal_command.__doc__,
+        epilog=OUTPUT_RULE,
     )
     unseal.add_argument(
         "-i", "--identity", dest="identities", action="append", required=True, type=Path,
@@ -103,7 +123,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "create", help="create an account of any role", description=users_create_command.__doc__
     )
     create.add_argument("--email", required=True)
-    create.add_argument("--password", required=True)
+    create.add_argument("--password", action=_RefusedPassword, help=argparse.SUPPRESS)
+    create.add_argument(
+        "--password-stdin", action="store_true",
+        help="read the password from the first line of stdin (default: asked for, twice, on "
+        "the terminal); it is never taken from the command line, where others can read it",
+    )  # fmt: skip
     create.add_argument(
         "--role", required=True, choices=["admin", "officer", "supervisor", "bidder"]
     )
@@ -126,7 +151,10 @@ def _build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(run=audit_verify_command)
 
     submit = commands.add_parser(
-        "submit", help="upload a sealed bid, keep its receipt", description=submit_command.__doc__
+        "submit",
+        help="upload a sealed bid, keep its receipt",
+        description=submit_command.__doc__,
+        epilog=OUTPUT_RULE,
     )
     submit.add_argument("--server", required=True, metavar="URL", help="the platform's address")
     submit.add_argument("--tender", required=True, metavar="ID", help="the tender's id")
@@ -204,6 +232,16 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _RefusedPassword(argparse.Action):
+    """--password, refused without repeating it: any user on the machine reads a command line."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        parser.error(
+            "--password is not taken: a command line is visible to every user of the machine; "
+            "type the password when asked, or pipe it in with --password-stdin"
+        )
+
+
 def _add_account(command: argparse.ArgumentParser) -> None:
     """--token, or --email with the password asked for (or read with --password-stdin)."""
     account = command.add_mutually_exclusive_group(required=True)
@@ -226,12 +264,11 @@ def keygen_command(args: argparse.Namespace) -> None:
             print(f"Public key: {identity.recipient}", file=sys.stderr)
         return
     try:
-        # O_EXCL: never overwrite an existing key; 0600: the identity is a secret.
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Never replaces an existing key; 0600: the identity is a secret.
+        with files.open_output(output, exclusive=True) as key_file:
+            key_file.write(text.encode("ascii"))
     except FileExistsError:
         raise CommandError(f"{output} already exists; refusing to overwrite a key file") from None
-    with os.fdopen(fd, "w", encoding="ascii") as key_file:
-        key_file.write(text)
     print(f"Public key: {identity.recipient}", file=sys.stderr)
 
 
@@ -241,6 +278,8 @@ def seal_command(args: argparse.Namespace) -> None:
     if args.output is None and sys.stdout.isatty():
         raise CommandError("refusing to write a sealed file to a terminal; use -o FILE or a pipe")
     with _streams(args.input, args.output) as (src, size, dst), _progress(size) as progress:
+        if dst.isatty():
+            raise CommandError("refusing to write a sealed file to a terminal")
         age.seal(src, dst, recipients, progress=progress)
 
 
@@ -248,13 +287,20 @@ def unseal_command(args: argparse.Namespace) -> None:
     """Unseal an age file from INPUT (or stdin) with the identities."""
     identities = [identity for path in args.identities for identity in _read_identities(path)]
     with _streams(args.input, args.output) as (src, size, dst), _progress(size) as progress:
-        age.unseal(src, dst, identities, progress=progress)
+        try:
+            age.unseal(src, dst, identities, progress=progress)
+        except age.AgeError as exc:
+            if args.input is None:
+                raise
+            raise CommandError(f"{args.input}: {exc}") from None
 
 
 def _read_identities(path: Path) -> list[age.Identity]:
     """The identities of an identity file; CommandError with the file's name if unreadable."""
     try:
-        return age.parse_identities(path.read_text(encoding="utf-8"))
+        return age.parse_identities(files.read_limited(path, MAX_IDENTITY_FILE_BYTES).decode())
+    except files.TooLargeError:
+        raise CommandError(f"{path}: too large for an identity file (at most 1 MiB)") from None
     except age.KeyFormatError as exc:
         raise CommandError(f"{path}: {exc}") from None
     except UnicodeDecodeError:
@@ -274,8 +320,14 @@ def serve_command(args: argparse.Namespace) -> None:
     import uvicorn
 
     from bidding.app import create_app
+    from bidding.keys import load_platform_keys
 
     settings = _settings()
+    try:
+        # Read now, for one error line: in the app's start-up a bad key file is a traceback.
+        load_platform_keys(settings)
+    except (ValueError, RuntimeError) as exc:
+        raise CommandError(str(exc)) from None
     if settings.resolved_database_url.startswith("sqlite"):
         asyncio.run(_upgrade(settings))
     if settings.demo and settings.environment != "production":
@@ -335,14 +387,33 @@ def users_create_command(args: argparse.Namespace) -> None:
     """Create an account of any role; officers, supervisors and bidders need an organization."""
     import asyncio
 
+    password = _new_password(args)
     settings = _settings()
     if settings.resolved_database_url.startswith("sqlite"):
         asyncio.run(_upgrade(settings))
-    email = asyncio.run(_create_user(settings, args))
+    email = asyncio.run(_create_user(settings, args, password))
     print(f"created {args.role} {email}", file=sys.stderr)
 
 
-async def _create_user(settings: "Settings", args: argparse.Namespace) -> str:
+def _new_password(args: argparse.Namespace) -> str:
+    """The new account's password: the first line of stdin, or typed twice on the terminal."""
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():
+        # getpass would look for a terminal elsewhere, or read stdin with a warning.
+        raise CommandError("no terminal to ask the password on; pipe it in with --password-stdin")
+    else:
+        import getpass
+
+        password = getpass.getpass(f"Password for {args.email}: ")
+        if password and getpass.getpass("The same password again: ") != password:
+            raise CommandError("the two passwords differ; nothing was created")
+    if not password:
+        raise CommandError("no password given")
+    return password
+
+
+async def _create_user(settings: "Settings", args: argparse.Namespace, password: str) -> str:
     from bidding.auth import service as auth_service
     from bidding.auth.models import Role
 
@@ -350,7 +421,7 @@ async def _create_user(settings: "Settings", args: argparse.Namespace) -> str:
         user = await auth_service.create_user(
             session=session,
             email=args.email,
-            password=args.password,
+            password=password,
             display_name=args.display_name or args.email,
             role=Role(args.role),
             organization_name=args.org_name,
@@ -483,6 +554,46 @@ def submit_command(args: argparse.Namespace) -> None:
     if args.output is not None and not args.output.resolve().parent.is_dir():
         # Found out now, not once the bid is in and its receipt has nowhere to go.
         raise CommandError(f"{args.output}: its folder does not exist")
+    with contextlib.ExitStack() as receipt_output:
+        # -o is opened before the upload: an output that cannot be written is found out now,
+        # not once the bid is in and its receipt has nowhere to go.
+        receipt_file = None
+        if args.output is not None:
+            receipt_file = receipt_output.enter_context(
+                files.open_output(args.output, mode=client.RECEIPT_FILE_MODE)
+            )
+        submission, tender_id = _submit(args, idempotency_key)
+        if receipt_file is not None:
+            # Saved even when it does not check out: it is the bidder's evidence of what was
+            # answered.
+            receipt_file.write(client.receipt_json(submission.receipt))
+    path = args.output or Path(client.receipt_filename(tender_id, submission.receipt))
+    if receipt_file is None:
+        try:
+            client.save_receipt(submission.receipt, path)
+        except OSError as exc:
+            sys.stdout.buffer.write(client.receipt_json(submission.receipt))
+            sys.stdout.buffer.flush()
+            raise CommandError(
+                f"the bid is in, but its receipt cannot be saved to {path} "
+                f"({exc.strerror or exc}); it is printed on stdout instead: keep it"
+            ) from None
+    if submission.problems:
+        raise CommandError(
+            f"the receipt saved to {path} does not check out: {'; '.join(submission.problems)}"
+        )
+    body = submission.receipt["body"]
+    retried = " (an earlier attempt had already arrived)" if submission.replayed else ""
+    print(
+        f"bid received{retried}: version {body['version']}, sha256 {body['sha256'][:16]}…, "
+        f"received at {body.get('received_at')}; receipt saved to {path}"
+    )
+
+
+def _submit(args: argparse.Namespace, idempotency_key: str) -> "tuple[client.Submission, str]":
+    """Seal (with --seal) and upload the bid; the platform's answer and the tender's id."""
+    from bidding import client
+
     with _client_errors(), contextlib.ExitStack() as stack:
         tender_id = client.tender_id_text(args.tender)
         http = stack.enter_context(client.open_client(args.server))
@@ -517,19 +628,7 @@ def submit_command(args: argparse.Namespace) -> None:
                 idempotency_key=idempotency_key,
                 progress=progress,
             )
-    path = args.output or Path(client.receipt_filename(tender_id, submission.receipt))
-    # Saved even when it does not check out: it is the bidder's evidence of what was answered.
-    client.save_receipt(submission.receipt, path)
-    if submission.problems:
-        raise CommandError(
-            f"the receipt saved to {path} does not check out: {'; '.join(submission.problems)}"
-        )
-    body = submission.receipt["body"]
-    retried = " (an earlier attempt had already arrived)" if submission.replayed else ""
-    print(
-        f"bid received{retried}: version {body['version']}, sha256 {body['sha256'][:16]}…, "
-        f"received at {body['received_at']}; receipt saved to {path}"
-    )
+    return submission, tender_id
 
 
 def check_key_command(args: argparse.Namespace) -> None:
@@ -646,7 +745,11 @@ async def _session(settings: "Settings") -> "AsyncIterator[AsyncSession]":
 
     engine = create_engine(settings.resolved_database_url)
     try:
-        async with create_session_factory(engine)() as session, session.begin():
+        async with (
+            _database_errors(),
+            create_session_factory(engine)() as session,
+            session.begin(),
+        ):
             yield session
     except DomainError as exc:
         raise CommandError(exc.detail) from None
@@ -665,6 +768,8 @@ def _settings() -> "Settings":
         first = exc.errors()[0]
         name = "BIDDING_" + "_".join(str(part) for part in first["loc"]).upper()
         raise CommandError(f"{name}: {first['msg']}") from None
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise CommandError(f"BIDDING_DATA_DIR: {settings.data_dir} is not a folder")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return settings
 
@@ -675,20 +780,28 @@ async def _upgrade(settings: "Settings") -> None:
 
     engine = create_engine(settings.resolved_database_url)
     try:
-        await upgrade(engine)
+        async with _database_errors():
+            await upgrade(engine)
     finally:
         await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def _database_errors() -> "AsyncIterator[None]":
+    """A database the driver refuses (not a database, unreachable), as one error line."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as exc:
+        raise CommandError(f"cannot use the database: {exc.orig}") from None
 
 
 @contextlib.contextmanager
 def _streams(
     input_path: Path | None, output_path: Path | None
 ) -> Iterator[tuple[BinaryIO, int | None, BinaryIO]]:
-    """The input with its size if known, and the output.
-
-    An output file appears only once complete, so a failure never leaves a partial
-    plaintext that looks whole.
-    """
+    """The input with its size if known, and the output (see bidding.files.open_output)."""
     with contextlib.ExitStack() as stack:
         if input_path is None:
             src, size = sys.stdin.buffer, None
@@ -699,17 +812,8 @@ def _streams(
             yield src, size, sys.stdout.buffer
             sys.stdout.buffer.flush()
             return
-        target = output_path.resolve()
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.part")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as dst:
-                yield src, size, dst
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        with files.open_output(output_path) as dst:
+            yield src, size, dst
 
 
 class _ProgressBar:
@@ -763,6 +867,10 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
         _fail(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         _fail("interrupted", status=130)
+    except Exception as exc:
+        # The last guard of the one-line promise, for a hostile file or answer no check
+        # foresaw: a traceback tells a bidder nothing, and scripts read the last line.
+        _fail(f"unexpected {type(exc).__name__}: {str(exc)[:300]}")
     sys.exit(0)
 
 

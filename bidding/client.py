@@ -9,6 +9,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -24,6 +25,7 @@ from typing import Any, BinaryIO, NamedTuple, cast
 
 import httpx
 
+from bidding import files
 from bidding.crypto import age, merkle
 from bidding.crypto.canonical import canonical_json
 from bidding.crypto.receipts import header_sha256, receipt_problems
@@ -37,9 +39,20 @@ UPLOAD_BLOCK_SIZE = 1024 * 1024
 RETRY_DELAYS = (1.0, 2.0, 4.0)
 NOT_YET_PROVABLE = "not yet provable (the log is sealed at the deadline)"
 
+# A receipt is no secret: a new receipt file gets the usual permissions (less the umask).
+RECEIPT_FILE_MODE = 0o666
 # A ZIP of attachments larger than this spills from memory into an unlinked temporary file.
 _SPOOL_BYTES = 64 * 1024 * 1024
 _TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+# The platform's answers are a few kilobytes; a server that sends more is not believed.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+# A receipt is about a kilobyte.
+MAX_RECEIPT_BYTES = 1024 * 1024
+# Deeper than any honest form, receipt or answer, and shallow enough that nothing that walks
+# the value afterwards (canonical JSON, the receipt file's indentation) runs out of stack.
+MAX_JSON_DEPTH = 64
+# An integer of more digits than this is no count, size or price.
+_MAX_INTEGER_DIGITS = 100
 _RETRIED_ERRORS = (httpx.NetworkError, httpx.TimeoutException, httpx.RemoteProtocolError)
 
 Progress = Callable[[int], None]
@@ -47,6 +60,74 @@ Progress = Callable[[int], None]
 
 class ClientError(Exception):
     """A failure to report to the bidder in one line."""
+
+
+# --- JSON from files and from the server ---------------------------------------------------
+
+
+def parse_json(data: bytes | str, **hooks: Any) -> Any:
+    """JSON read strictly: ValueError, with a short reason, for what no honest file holds.
+
+    Refused besides malformed JSON: NaN and Infinity, numbers beyond a float's range (1e999999
+    would silently become Infinity) or of more than _MAX_INTEGER_DIGITS digits, and nesting
+    deeper than MAX_JSON_DEPTH.
+    """
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError("not UTF-8 text") from None
+    try:
+        value = json.loads(
+            data,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_short_int,
+            **hooks,
+        )
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:30]} is out of range")
+    return value
+
+
+def _short_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > _MAX_INTEGER_DIGITS:
+        raise ValueError(f"a number of {digits} digits")
+    return int(text)
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    """Whether arrays and objects nest more than limit levels; walked without recursion."""
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children: Iterator[object]
+        if isinstance(item, dict):
+            children = iter(item.values())
+        elif isinstance(item, list):
+            children = iter(item)
+        else:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 # --- the bid form --------------------------------------------------------------------------
@@ -65,19 +146,26 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def load_form(path: Path) -> dict[str, Any]:
-    """Read a bid form: one JSON object, in UTF-8 (a BOM is tolerated), without repeated keys."""
+    """Read a bid form: one JSON object, in UTF-8 (a BOM is tolerated), without repeated keys,
+    that canonical JSON can seal as it is (decimals in strings, integers within ±(2**53-1))."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = files.read_limited(path, forms.MAX_FORM_BYTES).decode("utf-8-sig")
+    except files.TooLargeError:
+        raise ClientError(f"{path}: too large for a bid form (at most 1 MiB)") from None
     except UnicodeDecodeError:
         raise ClientError(f"{path}: not UTF-8 text") from None
     try:
-        form = json.loads(text, object_pairs_hook=_refuse_duplicates)
+        form = parse_json(text, object_pairs_hook=_refuse_duplicates)
     except _DuplicateKeyError as exc:
         raise ClientError(f"{path}: {exc}") from None
     except ValueError as exc:
         raise ClientError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(form, dict):
         raise ClientError(f'{path}: the bid form must be a JSON object, like {{"price": "1.00"}}')
+    try:
+        canonical_json(form)
+    except (TypeError, ValueError) as exc:
+        raise ClientError(f"{path}: {exc}") from None
     return form
 
 
@@ -273,7 +361,61 @@ def open_client(server: str, *, transport: httpx.BaseTransport | None = None) ->
     if not server.startswith(("http://", "https://")):
         raise ClientError(f"--server {server!r} must start with http:// or https://")
     # Redirects are not followed: a password or a bid is sent to the address given, only.
-    return httpx.Client(base_url=server, timeout=_TIMEOUT, transport=transport)
+    # Answers come uncompressed, so that MAX_ANSWER_BYTES bounds what is held in memory.
+    return httpx.Client(
+        base_url=server,
+        timeout=_TIMEOUT,
+        transport=_BoundedTransport(transport or httpx.HTTPTransport()),
+        headers={"Accept-Encoding": "identity"},
+    )
+
+
+class _BoundedTransport(httpx.BaseTransport):
+    """Answers of at most MAX_ANSWER_BYTES, uncompressed: no server fills the bidder's memory."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self._inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        asked = f"{request.method} {request.url.path}"
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            response.close()
+            # A compressed answer could unpack to any size; it was asked for uncompressed.
+            raise ClientError(
+                f"the server's answer to {asked} is compressed ({encoding}) when asked not to be"
+            )
+        return httpx.Response(
+            response.status_code,
+            headers=response.headers,
+            stream=_BoundedStream(response.stream, asked),
+            extensions=response.extensions,
+            request=request,
+        )
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _BoundedStream(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream | httpx.AsyncByteStream, asked: str) -> None:
+        assert isinstance(inner, httpx.SyncByteStream)  # a client's transport answers in sync
+        self._inner, self._asked = inner, asked
+
+    def __iter__(self) -> Iterator[bytes]:
+        received = 0
+        for chunk in self._inner:
+            received += len(chunk)
+            if received > MAX_ANSWER_BYTES:
+                raise ClientError(
+                    f"the server's answer to {self._asked} is larger than "
+                    f"{MAX_ANSWER_BYTES // (1024 * 1024)} MiB"
+                )
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def _error(response: httpx.Response, action: str) -> ClientError:
@@ -297,9 +439,9 @@ def _describe(exc: Exception) -> str:
 
 def _json(response: httpx.Response, action: str) -> Any:
     try:
-        return response.json()
-    except ValueError:
-        raise ClientError(f"{action}: the server's answer is not JSON") from None
+        return parse_json(response.content)
+    except ValueError as exc:
+        raise ClientError(f"{action}: the server's answer is not JSON ({exc})") from None
 
 
 def _get(http: httpx.Client, path: str, action: str, **params: str) -> httpx.Response:
@@ -332,7 +474,7 @@ def fetch_tender(http: httpx.Client, tender_id: str) -> dict[str, Any]:
     if response.status_code != 200:
         raise _error(response, action)
     tender = _json(response, action)
-    if not isinstance(tender, dict):
+    if not isinstance(tender, dict) or not isinstance(tender.get("status"), str):
         raise ClientError(f"{action}: the server's answer is not a tender")
     return tender
 
@@ -530,24 +672,31 @@ def receipt_filename(tender_id: str, receipt: Mapping[str, Any]) -> str:
     return f"receipt-{tender_id}-v{version}{kind}.json"
 
 
-def save_receipt(receipt: Mapping[str, Any], path: Path) -> None:
-    """Write the receipt as indented UTF-8 JSON; the file appears only when complete."""
-    text = json.dumps(receipt, indent=2, ensure_ascii=False) + "\n"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
+def receipt_json(receipt: Mapping[str, Any]) -> bytes:
+    """A receipt as it is saved: indented JSON, in UTF-8."""
     try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        return (json.dumps(receipt, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate from the server: escaped, the receipt is kept exactly as answered.
+        return (json.dumps(receipt, indent=2) + "\n").encode("ascii")
+
+
+def save_receipt(receipt: Mapping[str, Any], path: Path) -> None:
+    """Write the receipt to path as bidding.files.open_output writes: whole, or not at all."""
+    with files.open_output(path, mode=RECEIPT_FILE_MODE) as output:
+        output.write(receipt_json(receipt))
 
 
 def load_receipt(path: Path) -> Any:
     """A receipt file's JSON, unchecked."""
     try:
-        return json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ClientError(f"{path}: not a JSON receipt") from None
+        return parse_json(files.read_limited(path, MAX_RECEIPT_BYTES).decode("utf-8"))
+    except files.TooLargeError:
+        raise ClientError(f"{path}: too large for a receipt (at most 1 MiB)") from None
+    except UnicodeDecodeError:
+        raise ClientError(f"{path}: not a JSON receipt (not UTF-8 text)") from None
+    except ValueError as exc:
+        raise ClientError(f"{path}: not a JSON receipt ({exc})") from None
 
 
 class Inclusion(NamedTuple):
@@ -657,7 +806,10 @@ def check_key(
     """
     recipient = str(identity.recipient)
     keys = _call(http, "GET", f"{API}/me/keys", "reading your keys", token)
-    current = (keys.get("current") or {}).get("recipient") if isinstance(keys, dict) else None
+    registered = keys.get("current") if isinstance(keys, dict) else None
+    if not isinstance(keys, dict) or not isinstance(registered, dict | None):
+        raise ClientError("reading your keys: the server's answer is malformed")
+    current = registered.get("recipient") if registered else None
     if current != recipient:
         if not register:
             registered = (

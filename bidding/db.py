@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -64,12 +64,15 @@ class Base(DeclarativeBase):
 def create_engine(url: str, *, reading: bool = False) -> AsyncEngine:
     """An async engine; SQLite gets foreign keys, WAL and a busy timeout.
 
+    Statement parameters are kept out of its logs and exception messages: they hold password
+    and token hashes, emails and bid digests, and a failing statement's message reaches logs.
+
     With `reading` (SQLite only), an engine for reads alone: its transactions begin deferred,
     so in WAL mode they neither wait for the writer nor hold it up (the live rooms read this
     way while an opening writes).
     """
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -101,7 +104,22 @@ def create_engine(url: str, *, reading: bool = False) -> AsyncEngine:
         return engine
     if reading:
         raise ValueError("a reading engine is for SQLite; elsewhere share the writing engine")
-    return create_async_engine(url, pool_pre_ping=True)
+    engine = create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+    @event.listens_for(engine.sync_engine, "handle_error")
+    def _hide_row_values(context: ExceptionContext) -> None:
+        # PostgreSQL's DETAIL of a violated constraint repeats the row's values ("Key
+        # (token_hash)=(…) already exists", "Failing row contains (…)"), and the driver's error,
+        # chained under SQLAlchemy's, prints it with every logged traceback.
+        error: BaseException | None = context.original_exception
+        seen: set[int] = set()
+        while error is not None and id(error) not in seen:
+            seen.add(id(error))
+            if isinstance(getattr(error, "detail", None), str):
+                error.detail = "(hidden: it may repeat the statement's values)"  # type: ignore[attr-defined]
+            error = error.__cause__ or error.__context__
+
+    return engine
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

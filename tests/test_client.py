@@ -894,9 +894,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     for role in ("officer", "bidder"):
         created = subprocess.run(
             [sys.executable, "-m", "bidding", "users", "create", "--email", f"{role}@example.com",
-             "--password", PASSWORD, "--role", role, "--org-name", f"{role} org",
+             "--password-stdin", "--role", role, "--org-name", f"{role} org",
              "--org-code", credit_code()],
-            env=env, capture_output=True,
+            input=f"{PASSWORD}\n".encode(), env=env, capture_output=True,
         )  # fmt: skip
         assert created.returncode == 0, created.stderr
     port = free_port()

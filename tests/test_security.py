@@ -571,9 +571,11 @@ class Served:
     def create_officer(self) -> tuple[str, str]:
         email, password = f"officer-{secrets.token_hex(3)}@example.com", secrets.token_urlsafe(16)
         command = [sys.executable, "-m", "bidding", "users", "create", "--email", email]
-        command += ["--password", password, "--role", "officer", "--name", "Officer"]
+        command += ["--password-stdin", "--role", "officer", "--name", "Officer"]
         command += ["--org-name", f"Bureau {secrets.token_hex(3)}", "--org-code", credit_code()]
-        done = subprocess.run(command, env=self.env, capture_output=True, text=True)
+        done = subprocess.run(
+            command, input=f"{password}\n", env=self.env, capture_output=True, text=True
+        )
         assert done.returncode == 0, done.stderr
         return email, password
 

@@ -62,9 +62,10 @@ class Place:
         """The platform's key in the data folder, as `bidding serve` makes it."""
         return load_or_create_signing_key(self.settings.signing_key_path)
 
-    def bidding(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def bidding(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "bidding", *args],
+            input=stdin,
             env=self.env,
             capture_output=True,
             text=True,
@@ -375,8 +376,8 @@ class TestUsersCreate:
     ) -> None:
         password = "a long enough passphrase"
         created = place.bidding(
-            "users", "create", "--email", "Admin@Example.com", "--password", password,
-            "--role", "admin",
+            "users", "create", "--email", "Admin@Example.com", "--password-stdin",
+            "--role", "admin", stdin=f"{password}\n",
         )  # fmt: skip
         assert created.returncode == 0, created.stderr
 

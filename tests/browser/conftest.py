@@ -65,10 +65,12 @@ class Platform:
         self._serial += 1
         email = f"{name}@example.com"
         command = [sys.executable, "-m", "bidding", "users", "create", "--email", email]
-        command += ["--password", PASSWORD, "--role", role, "--name", name]
+        command += ["--password-stdin", "--role", role, "--name", name]
         if org is not None:
             command += ["--org-name", org, "--org-code", credit_code(sum(map(ord, org)))]
-        result = subprocess.run(command, env=self.env, capture_output=True, text=True)
+        result = subprocess.run(
+            command, input=f"{PASSWORD}\n", env=self.env, capture_output=True, text=True
+        )
         assert result.returncode == 0, result.stderr
         self.accounts[name] = email
         return email

@@ -78,8 +78,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     accounts = {"officer": "officer@framing.example", "bidder": "bidder@framing.example"}
     for role, email in accounts.items():
         _finish(
-            _cli(env, "users", "create", "--email", email, "--password", PASSWORD, "--role", role,
-                 "--org-name", f"{role} organization", "--org-code", credit_code())
+            _cli(env, "users", "create", "--email", email, "--password-stdin", "--role", role,
+                 "--org-name", f"{role} organization", "--org-code", credit_code(),
+                 stdin=f"{PASSWORD}\n".encode())
         )  # fmt: skip
     port = free_port()
     process = _cli(env, "serve", "--port", str(port))

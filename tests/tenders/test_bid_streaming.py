@@ -73,13 +73,24 @@ class Server:
         assert self.rows() == (bids, leaves)
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bidding", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+def _cli(env: dict[str, str], *args: str, stdin: bytes | None = None) -> subprocess.Popen[bytes]:
+    reader = None
+    if stdin is not None:
+        # A pipe holding stdin (a password, a few bytes) that communicate() leaves alone.
+        reader, writer = os.pipe()
+        os.write(writer, stdin)
+        os.close(writer)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bidding", *args],
+            env=env,
+            stdin=reader,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    finally:
+        if reader is not None:
+            os.close(reader)
 
 
 def _finish(process: subprocess.Popen[bytes]) -> None:
@@ -95,8 +106,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     _finish(_cli(env, "db", "upgrade"))
     accounts = {"officer": "officer@buyer.example", "bidder": "bidder@builder.example"}
     creating = [
-        _cli(env, "users", "create", "--email", email, "--password", PASSWORD, "--role", role,
-             "--org-name", f"{role} organization", "--org-code", credit_code())
+        _cli(env, "users", "create", "--email", email, "--password-stdin", "--role", role,
+             "--org-name", f"{role} organization", "--org-code", credit_code(),
+             stdin=f"{PASSWORD}\n".encode())
         for role, email in accounts.items()
     ]  # fmt: skip
     port = free_port()
