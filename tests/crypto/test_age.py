@@ -43,6 +43,28 @@ def seal(data: bytes, *recipients: age.Recipient) -> bytes:
     return age.seal_bytes(data, list(recipients))
 
 
+def padded_header(stanzas: list[age.Stanza], file_key: bytes, length: int) -> bytes:
+    """A valid header of exactly `length` bytes: the stanzas and one unknown stanza of padding,
+    which age skips (as it must skip any stanza type it does not know)."""
+    fixed = len(age.encode_header(stanzas, file_key))
+    room = length - fixed  # what the padding stanza must take, its lines and newlines
+    body = bytes(max(room - 200, 0) * 64 // 65 * 3 // 4)
+    short = room - len(age.Stanza("pad", ("x",), body).encode())
+    assert short >= 0, "length too small to pad to"
+    padding = age.Stanza("pad", ("x" * (1 + short),), body)
+    header = age.encode_header([*stanzas, padding], file_key)
+    assert len(header) == length
+    return header
+
+
+def with_header_of_length(file: bytes, identity: age.Identity, length: int) -> bytes:
+    """The sealed file with its header padded to `length` bytes, the payload unchanged: it
+    still opens with the identity, as long as age accepts a header that long."""
+    header = age.read_header(io.BytesIO(file))
+    file_key = header.file_key([identity])
+    return padded_header(list(header.stanzas), file_key, length) + file[len(header.encode()) :]
+
+
 class Released(io.BytesIO):
     """A sink that keeps what unseal released before it failed."""
 
@@ -363,6 +385,25 @@ class TestHostileInput:
         with pytest.raises(age.HeaderError, match="header larger"):
             age.unseal(Endless(), io.BytesIO(), [identity])  # type: ignore[arg-type]
         assert consumed < age.MAX_HEADER_BYTES + 8192
+
+    def test_a_header_over_the_limit_is_refused_by_every_reader_even_when_complete(
+        self, identity: age.Identity
+    ) -> None:
+        # The upload checks with header_length and parse_header, the opening reads with
+        # read_header: a header one of them accepts and another refuses is a bid that is
+        # receipted but never opens.
+        file = seal(b'{"price": "1.00"}', identity.recipient)
+        at_limit = with_header_of_length(file, identity, age.MAX_HEADER_BYTES)
+        assert age.header_length(at_limit) == age.MAX_HEADER_BYTES
+        age.parse_header(at_limit[: age.MAX_HEADER_BYTES])
+        assert age.unseal_bytes(at_limit, [identity]) == b'{"price": "1.00"}'
+        over = with_header_of_length(file, identity, age.MAX_HEADER_BYTES + 1)
+        with pytest.raises(age.HeaderError, match="header larger"):
+            age.header_length(over)
+        with pytest.raises(age.HeaderError, match="header larger"):
+            age.parse_header(over[: age.MAX_HEADER_BYTES + 1])
+        with pytest.raises(age.HeaderError, match="header larger"):
+            age.read_header(io.BytesIO(over))
 
     def test_a_thousand_stanzas_are_refused(self, identity: age.Identity) -> None:
         stanzas = [age.Stanza("grease", ("x",), b"") for _ in range(1000)]
