@@ -200,7 +200,9 @@ def _parse_form(data: bytes, source: str) -> dict[str, object]:
         ) from None
     except RecursionError:
         raise _invalid(f"{source} is nested too deeply") from None
-    except ValueError:  # an integer of more digits than Python converts
+    except (ValueError, ArithmeticError):
+        # An integer of more digits than Python converts, or an exponent beyond what decimal
+        # holds (InvalidOperation): either would otherwise stop the whole opening at this bid.
         raise _invalid(f"{source} holds a number too long to read") from None
     if not isinstance(form, dict):
         raise _invalid(

@@ -330,6 +330,10 @@ JSON_REFUSALS = [
     ("two_forms", encode(VALID) + encode(VALID), "Extra data"),
     ("nested_deeply", nested(100_000), "nested too deeply"),
     ("huge_integer", b'{"price": "1.00", "duration_days": 1' + b"0" * 5000 + b"}", "too long"),
+    # Found by tests/fuzz: decimal refuses to hold such an exponent, and its InvalidOperation
+    # escaped the reader, stopping the whole opening at this bid.
+    ("huge_exponent", b'{"price": "1.00", "duration_days": 1E6666666666666666666666}', "too long"),
+    ("huge_negative_exponent", b'{"price": "1.00", "notes": 1e-9999999999999999999}', "too long"),
 ]
 
 
