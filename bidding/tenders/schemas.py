@@ -124,7 +124,10 @@ Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
 def _in_the_future(value: datetime) -> datetime:
-    value = value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is in year 0 in UTC, which datetime lacks
+        raise _refuse("must be a time within the years 1 to 9999 in UTC") from None
     if value <= utcnow():
         raise _refuse("must be in the future")
     return value
