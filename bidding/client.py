@@ -517,7 +517,7 @@ def load_receipt(path: Path) -> Any:
     """A receipt file's JSON, unchecked."""
     try:
         return json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
         raise ClientError(f"{path}: not a JSON receipt") from None
 
 

@@ -1,16 +1,18 @@
-"""Write the seed corpus and dictionaries of the fuzz targets: `python -m tests.fuzz.make_corpus`.
+"""Write the seed corpus and dictionaries of the fuzz targets: `python -m tests.fuzz.make_corpus`
+writes the seeds that are missing, `--fresh` all of them again.
 
 Seeds are small valid inputs the fuzzer mutates from: files sealed by our sealer and by the
 `age` command, bid forms and ZIPs with bid.json, receipts, tender JSON. Each is written under
-tests/fuzz/corpus/<target>/ with a name saying what it is; sealed files change at every run
-(fresh nonces and keys), which is fine. Inputs that once crashed a target are kept beside
-them as `crash-*` files and are never touched here.
+tests/fuzz/corpus/<target>/ with a name saying what it is. Sealed files differ at every run
+(fresh nonces and keys), so only missing seeds are written unless --fresh. Inputs that once
+crashed a target are kept beside them as `crash-*` files and are never touched here.
 """
 
 import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Iterable
@@ -176,6 +178,8 @@ def receipts() -> dict[str, bytes]:
         "withdrawal.json": json.dumps(make_receipt(withdrawal, SIGNING_KEY)).encode(),
         "altered.json": json.dumps({**genuine, "body": {**body, "size": 1}}).encode(),
         "unknown-key.json": json.dumps({**genuine, "key_id": "00" * 8}).encode(),
+        # Deep, but within what json reads: the receipt check must still answer in words.
+        "deep-body.json": b'{"body": {"notes": ' + b"[" * 900 + b"]" * 900 + b"}}",
     }
 
 
@@ -324,16 +328,19 @@ def seeds() -> dict[str, dict[str, bytes]]:
 
 
 def main() -> None:
+    # Sealed seeds differ at every run: only missing ones are written, unless --fresh.
+    fresh = "--fresh" in sys.argv[1:]
     written = 0
     for target, files in seeds().items():
         folder = CORPUS / target
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.iterdir():
-            if not old.name.startswith("crash-"):
+            if fresh and not old.name.startswith("crash-"):
                 old.unlink()
         for name, data in files.items():
-            (folder / name).write_bytes(data)
-            written += 1
+            if not (folder / name).exists():
+                (folder / name).write_bytes(data)
+                written += 1
     DICTIONARIES.mkdir(exist_ok=True)
     for name, tokens in DICTIONARY_TOKENS.items():
         (DICTIONARIES / f"{name}.dict").write_text(dictionary_text(tokens), encoding="ascii")

@@ -2,6 +2,8 @@
 gets the platform's clear answer instead of an exception."""
 
 import hashlib
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -72,3 +74,21 @@ class TestBidFormNumberBeyondDecimal:
         assert outcome == decryption.Rejected(
             "form_invalid", "the bid form holds a number too long to read"
         )
+
+
+class TestReceiptFileNestedTooDeep:
+    def test_verify_receipt_says_it_is_not_a_receipt_instead_of_a_traceback(
+        self, tmp_path: Path
+    ) -> None:
+        # json raised RecursionError, which load_receipt let through to a Python traceback.
+        path = tmp_path / "receipt.json"
+        path.write_bytes(b'{"body": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+        server = "http://127.0.0.1:9"  # never reached: the file is read first
+        result = subprocess.run(
+            [sys.executable, "-m", "bidding", "verify-receipt", str(path), "--server", server],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 1
+        assert result.stderr == f"bidding: error: {path}: not a JSON receipt\n"
