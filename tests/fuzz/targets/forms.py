@@ -2,7 +2,9 @@
 
 from decimal import Decimal
 
-from bidding.opening import forms
+from bidding.crypto.canonical import canonical_json
+from bidding.opening import decryption, forms
+from bidding.tenders.schemas import money_text
 
 # A tender's bid form as the schemas store it, with a field of every kind.
 BID_FIELDS: list[dict[str, object]] = [
@@ -17,7 +19,8 @@ FLOOR = Decimal("100.00")
 
 
 def bid_form(data: bytes) -> None:
-    """A decrypted bid, JSON or ZIP: FormError, or a form that keeps the tender's rules."""
+    """A decrypted bid, JSON or ZIP: FormError, or a form that keeps the tender's rules and
+    that the opening can publish."""
     try:
         form = forms.read_bid_form(data, bid_fields=BID_FIELDS, ceiling=CEILING, floor=FLOOR)
     except forms.FormError as exc:
@@ -28,3 +31,5 @@ def bid_form(data: bytes) -> None:
     for document in form.documents:
         assert forms._name_problem(document.name) is None
         assert document.name != forms.BID_FORM_NAME
+    # What the opening then publishes of the bid, signed: it must encode.
+    canonical_json({"price": money_text(form.price), "fields": decryption._json_fields(form)})
