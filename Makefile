@@ -32,11 +32,12 @@ test: $(STAMP) $(FRONTEND)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-# The parsers of outside input under atheris, each for BIDDING_FUZZ_SECONDS (`make test` runs
-# them for a few seconds each).
+# The parsers of outside input under atheris, each for FUZZ_SECONDS from a fresh random seed
+# (`make test` runs them for a few seconds each, from a fixed seed).
 FUZZ_SECONDS ?= 120
 fuzz: $(STAMP)
-	BIDDING_FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python -m pytest -p no:cacheprovider tests/fuzz/test_fuzz.py
+	BIDDING_FUZZ_SECONDS=$(FUZZ_SECONDS) BIDDING_FUZZ_SEED=0 \
+		$(BIN)/python -m pytest -p no:cacheprovider tests/fuzz/test_fuzz.py
 
 # The pictures in the README: the browser tests, keeping what they see.
 screenshots: $(STAMP) $(FRONTEND)
