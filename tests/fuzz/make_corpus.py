@@ -11,16 +11,19 @@ crashed a target are kept beside them as `crash-*` files and are never touched h
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 from bidding import client
 from bidding.crypto import age
 from bidding.crypto.receipts import make_receipt
+from bidding.opening import forms as forms_module
 from tests.fuzz.keys import IDENTITY, RECEIPT_SHA256, RECEIPT_SIZE, RECEIPT_TENDER, SIGNING_KEY
 from tests.fuzz.keys import STRANGER as OTHER
 
@@ -134,6 +137,22 @@ def zip64(form: bytes) -> bytes:
         path.unlink()
 
 
+def zip64_offset(form: bytes) -> bytes:
+    """A one-entry archive whose directory gives the entry's offset in a ZIP64 extra field, as
+    writers do past 4 GiB (zipfile writes it only then, so it is written here by hand)."""
+    name, crc = forms_module.BID_FORM_NAME.encode(), zlib.crc32(form)
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 45, 0, 0, 0, 0x21, crc, len(form), len(form),
+                        len(name), 0)  # fmt: skip
+    extra = struct.pack("<HHQ", 1, 8, 0)  # ZIP64 extra: the local header is at offset 0
+    central = struct.pack(
+        "<4s6H3L5H2L", b"PK\x01\x02", 45, 45, 0, 0, 0, 0x21, crc, len(form), len(form),
+        len(name), len(extra), 0, 0, 0, 0o100644 << 16, 0xFFFFFFFF,
+    ) + name + extra  # fmt: skip
+    body = local + name + form
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(body), 0)
+    return body + central + end
+
+
 def bid_forms() -> dict[str, bytes]:
     stored, deflated = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
     forms = {
@@ -151,6 +170,7 @@ def bid_forms() -> dict[str, bytes]:
             ]
         ),
         "zip64.zip": zip64(canonical(FORM)),
+        "zip64-offset.zip": zip64_offset(canonical(FORM)),
     }
     with tempfile.TemporaryDirectory() as folder:
         attachment = Path(folder) / "quote.txt"
