@@ -137,9 +137,10 @@ def zip64(form: bytes) -> bytes:
         path.unlink()
 
 
-def zip64_offset(form: bytes) -> bytes:
+def zip64_offset(form: bytes, *, end_records: bool = False) -> bytes:
     """A one-entry archive whose directory gives the entry's offset in a ZIP64 extra field, as
-    writers do past 4 GiB (zipfile writes it only then, so it is written here by hand)."""
+    writers do past 4 GiB (zipfile writes it only then, so it is written here by hand); with
+    end_records, its end of directory in ZIP64 records too, as streaming writers do."""
     name, crc = forms_module.BID_FORM_NAME.encode(), zlib.crc32(form)
     local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 45, 0, 0, 0, 0x21, crc, len(form), len(form),
                         len(name), 0)  # fmt: skip
@@ -149,7 +150,12 @@ def zip64_offset(form: bytes) -> bytes:
         len(name), len(extra), 0, 0, 0, 0o100644 << 16, 0xFFFFFFFF,
     ) + name + extra  # fmt: skip
     body = local + name + form
-    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(body), 0)
+    if not end_records:
+        end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(body), 0)
+        return body + central + end
+    end = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, 1, 1, len(central), len(body))
+    end += struct.pack("<4sLQL", b"PK\x06\x07", 0, len(body) + len(central), 1)
+    end += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 2**32 - 1, 2**32 - 1, 0)
     return body + central + end
 
 
@@ -171,6 +177,7 @@ def bid_forms() -> dict[str, bytes]:
         ),
         "zip64.zip": zip64(canonical(FORM)),
         "zip64-offset.zip": zip64_offset(canonical(FORM)),
+        "zip64-end-records.zip": zip64_offset(canonical(FORM), end_records=True),
     }
     with tempfile.TemporaryDirectory() as folder:
         attachment = Path(folder) / "quote.txt"
