@@ -126,6 +126,16 @@ def _decode_key(text: str, *, kind: str) -> tuple[str, bytes]:
         raise KeyFormatError(f"invalid {kind} {_shorten(text)!r}: {exc}") from None
 
 
+def _low_order(point: bytes) -> bool:
+    """Whether a 32-byte X25519 public key is a low-order point: its shared secrets are zero."""
+    try:
+        # Any clamped scalar gives the all-zero secret on a low-order point, and only there.
+        _ANY_SCALAR.exchange(X25519PublicKey.from_public_bytes(point))
+    except ValueError:
+        return True
+    return False
+
+
 def _shorten(text: str) -> str:
     return text if len(text) <= 24 else text[:20] + "…"
 
@@ -182,6 +192,8 @@ class Recipient(_Key):
             raise UnsupportedRecipientError(f"unsupported recipient type: {kind}")
         if len(data) != 32:
             raise KeyFormatError(f"invalid recipient: {len(data)} bytes, expected 32")
+        if _low_order(data):
+            raise KeyFormatError("invalid recipient: a low-order point, which nothing can open")
         return cls(data)
 
     def __str__(self) -> str:
@@ -350,12 +362,8 @@ def check_stanzas(stanzas: Sequence[Stanza]) -> None:
     for stanza in stanzas:
         if stanza.type != "X25519":
             continue
-        share = X25519PublicKey.from_public_bytes(x25519_share(stanza))
-        try:
-            # Any clamped scalar gives the all-zero secret on a low-order point, and only there.
-            _ANY_SCALAR.exchange(share)
-        except ValueError:
-            raise HeaderError("X25519 stanza share is a low-order point") from None
+        if _low_order(x25519_share(stanza)):
+            raise HeaderError("X25519 stanza share is a low-order point")
 
 
 def encode_header(stanzas: Sequence[Stanza], file_key: bytes) -> bytes:

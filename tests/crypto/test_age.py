@@ -9,12 +9,25 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bidding.crypto import age, bech32
 
 CHUNK = age.CHUNK_SIZE
+# The u-coordinates of X25519's low-order points, with their non-canonical encodings (p - 1,
+# p, p + 1 and the top bit set): every key agreement with them gives the all-zero secret.
+LOW_ORDER_POINTS = [
+    bytes(32),
+    bytes([1]) + bytes(31),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    bytes.fromhex("ec" + "ff" * 30 + "7f"),
+    bytes.fromhex("ed" + "ff" * 30 + "7f"),
+    bytes.fromhex("ee" + "ff" * 30 + "7f"),
+    bytes(31) + bytes([0x80]),
+]
 BOUNDARY_SIZES = [
     0,
     1,
@@ -124,6 +137,15 @@ class TestKeys:
     def test_malformed_recipients_are_refused_clearly(self, text: str, message: str) -> None:
         with pytest.raises(age.KeyFormatError, match=message):
             age.Recipient.parse(text)
+
+    @pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=lambda p: p.hex()[:8])
+    def test_a_low_order_point_is_refused_as_a_recipient(self, point: bytes) -> None:
+        # Nothing sealed to it could be opened, and sealing to it failed with a bare
+        # ValueError: a bidder could register it as its key and break the key check.
+        with pytest.raises(ValueError):  # cryptography's answer to the all-zero secret
+            X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(point))
+        with pytest.raises(age.KeyFormatError, match="low-order point"):
+            age.Recipient.parse(bech32.encode("age", point))
 
     def test_wrong_length_key_is_refused(self) -> None:
         with pytest.raises(age.KeyFormatError, match="31 bytes"):

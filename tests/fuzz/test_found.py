@@ -1,5 +1,6 @@
-"""What the fuzzers found, seen where a user meets it: each input that crashed a parser now
-gets the platform's clear answer instead of an exception."""
+"""What fuzzing found, seen where a user meets it: each input that crashed a parser (found by
+the fuzz targets, or by reading the parsers they drive) now gets the platform's clear answer
+instead of an exception."""
 
 import hashlib
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.models import Role
-from bidding.crypto import age
+from bidding.crypto import age, bech32
 from bidding.opening import decryption
 from bidding.tenders.blobs import FilesystemBlobStore
 from tests.factories import bearer, create_user
@@ -92,3 +93,21 @@ class TestReceiptFileNestedTooDeep:
         )
         assert result.returncode == 1
         assert result.stderr == f"bidding: error: {path}: not a JSON receipt\n"
+
+
+class TestLowOrderRecipient:
+    async def test_a_bidder_cannot_register_it_and_the_key_check_still_works(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        # It was registered, and the key check then sealed to it: cryptography's ValueError on
+        # the all-zero secret made POST /me/keys/challenge answer 500.
+        keys = "/api/v1/me/keys"
+        headers = await bearer(session, await create_user(session, role=Role.bidder))
+        low_order = bech32.encode("age", bytes(32))
+        answer = await client.put(keys, json={"recipient": low_order}, headers=headers)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["type"] == "invalid_recipient"
+        assert "low-order point" in answer.json()["detail"]
+        assert (await client.get(keys, headers=headers)).json()["current"] is None
+        asked = await client.post(f"{keys}/challenge", headers=headers)
+        assert asked.status_code == 409 and asked.json()["type"] == "no_key"

@@ -82,6 +82,8 @@ def age_keys(data: bytes) -> None:
             continue
         assert kind.parse(str(key)) == key
         assert str(key) == text.strip(), "a key read from text that is not its canonical form"
+        if isinstance(key, age.Recipient):
+            key.wrap(bytes(age.FILE_KEY_SIZE))  # a recipient read is one a file can be sealed to
     try:
         identities = age.parse_identities(text)
     except age.KeyFormatError:
