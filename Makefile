@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench screenshots clean
+.PHONY: run test fuzz bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: $(STAMP) $(FRONTEND)
 	$(BIN)/ruff format --check bidding tests bench alembic
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The parsers of outside input under atheris, each for FUZZ_SECONDS from a fresh random seed
+# (`make test` runs them for a few seconds each, from a fixed seed).
+FUZZ_SECONDS ?= 120
+fuzz: $(STAMP)
+	BIDDING_FUZZ_SECONDS=$(FUZZ_SECONDS) BIDDING_FUZZ_SEED=0 \
+		$(BIN)/python -m pytest -p no:cacheprovider tests/fuzz/test_fuzz.py
 
 # The pictures in the README: the browser tests, keeping what they see.
 screenshots: $(STAMP) $(FRONTEND)

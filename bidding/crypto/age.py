@@ -39,6 +39,8 @@ MAX_HEADER_BYTES = 128 * 1024
 _RECIPIENT_HRP = "age"
 _IDENTITY_HRP = "age-secret-key-"
 _X25519_INFO = b"age-encryption.org/v1/X25519"
+# Any fixed key: its exchange tells a low-order share (all-zero secret) from a sound one.
+_ANY_SCALAR = X25519PrivateKey.from_private_bytes(bytes(32))
 _STANZA_PREFIX = b"-> "
 _MAC_PREFIX = b"---"
 _BODY_COLUMNS = 64
@@ -124,6 +126,16 @@ def _decode_key(text: str, *, kind: str) -> tuple[str, bytes]:
         raise KeyFormatError(f"invalid {kind} {_shorten(text)!r}: {exc}") from None
 
 
+def _low_order(point: bytes) -> bool:
+    """Whether a 32-byte X25519 public key is a low-order point: its shared secrets are zero."""
+    try:
+        # Any clamped scalar gives the all-zero secret on a low-order point, and only there.
+        _ANY_SCALAR.exchange(X25519PublicKey.from_public_bytes(point))
+    except ValueError:
+        return True
+    return False
+
+
 def _shorten(text: str) -> str:
     return text if len(text) <= 24 else text[:20] + "…"
 
@@ -180,6 +192,8 @@ class Recipient(_Key):
             raise UnsupportedRecipientError(f"unsupported recipient type: {kind}")
         if len(data) != 32:
             raise KeyFormatError(f"invalid recipient: {len(data)} bytes, expected 32")
+        if _low_order(data):
+            raise KeyFormatError("invalid recipient: a low-order point, which nothing can open")
         return cls(data)
 
     def __str__(self) -> str:
@@ -324,8 +338,7 @@ class Header(NamedTuple):
 
     def file_key(self, identities: Iterable[Identity]) -> bytes:
         """Recover the file key with one of the identities and check the header MAC."""
-        if any(s.type == "scrypt" for s in self.stanzas) and len(self.stanzas) != 1:
-            raise HeaderError("an scrypt stanza must be the only stanza in the header")
+        check_stanzas(self.stanzas)
         for identity in identities:
             file_key = identity.unwrap(self.stanzas)
             if file_key is not None:
@@ -339,6 +352,18 @@ class Header(NamedTuple):
             raise HeaderMacError(f"a file key is {FILE_KEY_SIZE} bytes")
         if not hmac.compare_digest(_header_mac(file_key, self.mac_input), self.mac):
             raise HeaderMacError("header MAC mismatch: wrong file key or altered header")
+
+
+def check_stanzas(stanzas: Sequence[Stanza]) -> None:
+    """Raise HeaderError for stanzas that make the whole file unopenable, whatever the
+    identity: an scrypt stanza beside others, or a malformed or low-order X25519 stanza."""
+    if any(s.type == "scrypt" for s in stanzas) and len(stanzas) != 1:
+        raise HeaderError("an scrypt stanza must be the only stanza in the header")
+    for stanza in stanzas:
+        if stanza.type != "X25519":
+            continue
+        if _low_order(x25519_share(stanza)):
+            raise HeaderError("X25519 stanza share is a low-order point")
 
 
 def encode_header(stanzas: Sequence[Stanza], file_key: bytes) -> bytes:
@@ -355,6 +380,8 @@ def _check_argument(arg: bytes) -> str:
 
 def parse_header(data: bytes) -> Header:
     """Parse a complete header (through the MAC line's newline) in its strict form."""
+    if len(data) > MAX_HEADER_BYTES:
+        raise HeaderError(f"header larger than {MAX_HEADER_BYTES} bytes")
     if not data.startswith(VERSION_LINE):
         first = data.split(b"\n", 1)[0]
         if first.startswith(b"age-encryption.org/"):
@@ -409,11 +436,10 @@ def header_length(data: bytes | bytearray) -> int | None:
         parse_header(bytes(data[: len(VERSION_LINE)]))
     mac_line = data.find(b"\n" + _MAC_PREFIX)
     newline = data.find(b"\n", mac_line + 1) if mac_line != -1 else -1
-    if newline == -1:
-        if len(data) > MAX_HEADER_BYTES:
-            raise HeaderError(f"header larger than {MAX_HEADER_BYTES} bytes")
-        return None
-    return newline + 1
+    # A complete header over the limit too: read_header, which the opening uses, refuses it.
+    if (newline == -1 and len(data) > MAX_HEADER_BYTES) or newline + 1 > MAX_HEADER_BYTES:
+        raise HeaderError(f"header larger than {MAX_HEADER_BYTES} bytes")
+    return None if newline == -1 else newline + 1
 
 
 class _Source:

@@ -200,7 +200,9 @@ def _parse_form(data: bytes, source: str) -> dict[str, object]:
         ) from None
     except RecursionError:
         raise _invalid(f"{source} is nested too deeply") from None
-    except ValueError:  # an integer of more digits than Python converts
+    except (ValueError, ArithmeticError):
+        # An integer of more digits than Python converts, or an exponent beyond what decimal
+        # holds (InvalidOperation): either would otherwise stop the whole opening at this bid.
         raise _invalid(f"{source} holds a number too long to read") from None
     if not isinstance(form, dict):
         raise _invalid(
@@ -541,6 +543,9 @@ def _check_layout(stream: BinaryIO, infos: list[zipfile.ZipInfo], directory_offs
             raise _invalid(
                 f"entries {_quote(previous.orig_filename)} and {name} overlap in the ZIP archive"
             )
+        # Checked before the seek: a ZIP64 offset can be 2**64 - 1, which no stream seeks to.
+        if info.header_offset + _LOCAL.size > directory_offset:
+            raise _invalid(f"entry {name} has no local header where the ZIP archive says")
         stream.seek(info.header_offset)
         header = _read_up_to(stream, _LOCAL.size)
         if len(header) < _LOCAL.size or not header.startswith(_LOCAL_SIGNATURE):

@@ -134,8 +134,9 @@ def _in_the_future(value: datetime) -> datetime:
     try:
         value = value.astimezone(UTC)
     except OverflowError:
-        # 9999-12-31T23:59-01:00 is past the last moment a datetime can hold (it was a 500).
-        raise _refuse("is out of range") from None
+        # 9999-12-31T23:59-01:00 is past the last moment a datetime can hold, and
+        # 0001-01-01T00:00+14:00 before the first (each was a 500).
+        raise _refuse("must be a time within the years 1 to 9999 in UTC") from None
     if value <= utcnow():
         raise _refuse("must be in the future")
     return value

@@ -46,13 +46,12 @@ def _check_header(data: bytes | bytearray) -> int | None:
         if length is None:
             return None
         header = age.parse_header(bytes(data[:length]))
-        x25519 = [stanza for stanza in header.stanzas if stanza.type == "X25519"]
-        # A malformed stanza could never be opened: refuse it now, not at the opening.
-        for stanza in x25519:
-            age.x25519_share(stanza)
+        # Stanzas that no identity could open: refused now, not at the opening, when it is
+        # too late for the bidder to seal the bid again.
+        age.check_stanzas(header.stanzas)
     except age.HeaderError as exc:
         raise _not_sealed(str(exc)) from None
-    if not x25519:
+    if not any(stanza.type == "X25519" for stanza in header.stanzas):
         raise _not_sealed("no X25519 recipient stanza")
     return length
 

@@ -9,12 +9,25 @@ from pathlib import Path
 
 import pyrage
 import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bidding.crypto import age, bech32
 
 CHUNK = age.CHUNK_SIZE
+# The u-coordinates of X25519's low-order points, with their non-canonical encodings (p - 1,
+# p, p + 1 and the top bit set): every key agreement with them gives the all-zero secret.
+LOW_ORDER_POINTS = [
+    bytes(32),
+    bytes([1]) + bytes(31),
+    bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    bytes.fromhex("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
+    bytes.fromhex("ec" + "ff" * 30 + "7f"),
+    bytes.fromhex("ed" + "ff" * 30 + "7f"),
+    bytes.fromhex("ee" + "ff" * 30 + "7f"),
+    bytes(31) + bytes([0x80]),
+]
 BOUNDARY_SIZES = [
     0,
     1,
@@ -41,6 +54,28 @@ def age_cli() -> str:
 
 def seal(data: bytes, *recipients: age.Recipient) -> bytes:
     return age.seal_bytes(data, list(recipients))
+
+
+def padded_header(stanzas: list[age.Stanza], file_key: bytes, length: int) -> bytes:
+    """A valid header of exactly `length` bytes: the stanzas and one unknown stanza of padding,
+    which age skips (as it must skip any stanza type it does not know)."""
+    fixed = len(age.encode_header(stanzas, file_key))
+    room = length - fixed  # what the padding stanza must take, its lines and newlines
+    body = bytes(max(room - 200, 0) * 64 // 65 * 3 // 4)
+    short = room - len(age.Stanza("pad", ("x",), body).encode())
+    assert short >= 0, "length too small to pad to"
+    padding = age.Stanza("pad", ("x" * (1 + short),), body)
+    header = age.encode_header([*stanzas, padding], file_key)
+    assert len(header) == length
+    return header
+
+
+def with_header_of_length(file: bytes, identity: age.Identity, length: int) -> bytes:
+    """The sealed file with its header padded to `length` bytes, the payload unchanged: it
+    still opens with the identity, as long as age accepts a header that long."""
+    header = age.read_header(io.BytesIO(file))
+    file_key = header.file_key([identity])
+    return padded_header(list(header.stanzas), file_key, length) + file[len(header.encode()) :]
 
 
 class Released(io.BytesIO):
@@ -102,6 +137,15 @@ class TestKeys:
     def test_malformed_recipients_are_refused_clearly(self, text: str, message: str) -> None:
         with pytest.raises(age.KeyFormatError, match=message):
             age.Recipient.parse(text)
+
+    @pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=lambda p: p.hex()[:8])
+    def test_a_low_order_point_is_refused_as_a_recipient(self, point: bytes) -> None:
+        # Nothing sealed to it could be opened, and sealing to it failed with a bare
+        # ValueError: a bidder could register it as its key and break the key check.
+        with pytest.raises(ValueError):  # cryptography's answer to the all-zero secret
+            X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(point))
+        with pytest.raises(age.KeyFormatError, match="low-order point"):
+            age.Recipient.parse(bech32.encode("age", point))
 
     def test_wrong_length_key_is_refused(self) -> None:
         with pytest.raises(age.KeyFormatError, match="31 bytes"):
@@ -363,6 +407,25 @@ class TestHostileInput:
         with pytest.raises(age.HeaderError, match="header larger"):
             age.unseal(Endless(), io.BytesIO(), [identity])  # type: ignore[arg-type]
         assert consumed < age.MAX_HEADER_BYTES + 8192
+
+    def test_a_header_over_the_limit_is_refused_by_every_reader_even_when_complete(
+        self, identity: age.Identity
+    ) -> None:
+        # The upload checks with header_length and parse_header, the opening reads with
+        # read_header: a header one of them accepts and another refuses is a bid that is
+        # receipted but never opens.
+        file = seal(b'{"price": "1.00"}', identity.recipient)
+        at_limit = with_header_of_length(file, identity, age.MAX_HEADER_BYTES)
+        assert age.header_length(at_limit) == age.MAX_HEADER_BYTES
+        age.parse_header(at_limit[: age.MAX_HEADER_BYTES])
+        assert age.unseal_bytes(at_limit, [identity]) == b'{"price": "1.00"}'
+        over = with_header_of_length(file, identity, age.MAX_HEADER_BYTES + 1)
+        with pytest.raises(age.HeaderError, match="header larger"):
+            age.header_length(over)
+        with pytest.raises(age.HeaderError, match="header larger"):
+            age.parse_header(over[: age.MAX_HEADER_BYTES + 1])
+        with pytest.raises(age.HeaderError, match="header larger"):
+            age.read_header(io.BytesIO(over))
 
     def test_a_thousand_stanzas_are_refused(self, identity: age.Identity) -> None:
         stanzas = [age.Stanza("grease", ("x",), b"") for _ in range(1000)]

@@ -330,6 +330,10 @@ JSON_REFUSALS = [
     ("two_forms", encode(VALID) + encode(VALID), "Extra data"),
     ("nested_deeply", nested(100_000), "nested too deeply"),
     ("huge_integer", b'{"price": "1.00", "duration_days": 1' + b"0" * 5000 + b"}", "too long"),
+    # Found by tests/fuzz: decimal refuses to hold such an exponent, and its InvalidOperation
+    # escaped the reader, stopping the whole opening at this bid.
+    ("huge_exponent", b'{"price": "1.00", "duration_days": 1E6666666666666666666666}', "too long"),
+    ("huge_negative_exponent", b'{"price": "1.00", "notes": 1e-9999999999999999999}', "too long"),
 ]
 
 
@@ -608,6 +612,31 @@ class TestZipStructure:
         # Two directory entries sharing one local header, as in overlapping zip bombs.
         archive = craft_zip(RAW_BID_JSON, Raw(b"copy.json", encode(VALID), offset=0))
         assert "overlap" in invalid(archive)
+
+    @staticmethod
+    def zip64_offset(offset: int) -> bytes:
+        """bid.json at offset 0, with the directory giving its offset in a ZIP64 extra field."""
+        name, data = b"bid.json", encode(VALID)
+        crc = zlib.crc32(data)
+        local = LOCAL.pack(b"PK\x03\x04", 45, 0, 0, 0, 0x21, crc, len(data), len(data),
+                           len(name), 0)  # fmt: skip
+        extra = struct.pack("<HHQ", 1, 8, offset)
+        central = CENTRAL.pack(
+            b"PK\x01\x02", 45, 45, 0, 0, 0, 0x21, crc, len(data), len(data), len(name),
+            len(extra), 0, 0, 0, (stat.S_IFREG | 0o644) << 16, 0xFFFFFFFF,
+        ) + name + extra  # fmt: skip
+        body = local + name + data
+        return body + central + END.pack(b"PK\x05\x06", 0, 0, 1, 1, len(central), len(body), 0)
+
+    def test_an_entry_offset_in_a_zip64_field_is_read(self) -> None:
+        assert read(self.zip64_offset(0)).price == Decimal("900000.00")
+
+    @pytest.mark.parametrize("offset", [2**63, 2**64 - 1, 2**40])
+    def test_an_entry_offset_beyond_the_archive_is_refused(self, offset: int) -> None:
+        # Found by tests/fuzz: seeking to 2**63 raised OverflowError, which escaped the reader
+        # and stopped the whole opening at this bid.
+        detail = invalid(self.zip64_offset(offset))
+        assert detail == 'entry "bid.json" has no local header where the ZIP archive says'
 
     def test_a_local_header_naming_another_method_is_refused(self) -> None:
         archive = craft_zip(RAW_BID_JSON, Raw(b"a.pdf", b"a", local_method=zipfile.ZIP_DEFLATED))

@@ -2,6 +2,7 @@
 altered by it, and that no answer tells anyone whether somebody else bid."""
 
 import asyncio
+import base64
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ from bidding.crypto import age
 from bidding.db import utcnow
 from bidding.settings import Settings
 from bidding.tenders.models import Bid, LogEntry, Tender, TenderStatus
+from tests.crypto.test_age import padded_header
 from tests.factories import bearer, create_user
 from tests.tenders.conftest import TENDERS, Cast, create_tender, reload
 from tests.tenders.test_bids import OCTETS, open_tender, sealed, submit
@@ -193,6 +195,99 @@ class TestNotSealed:
         body = age.encode_header([broken], os.urandom(16)) + os.urandom(age.NONCE_SIZE + 64)
         response = await submit(client, tender, await bidder_headers(session), body)
         assert response.status_code == 422
+
+
+def with_stanzas(*stanzas: age.Stanza, header_length: int | None = None) -> bytes:
+    """A file whose header holds these stanzas (padded to header_length if given) and is
+    well formed, MAC included, followed by a payload-sized tail."""
+    file_key = os.urandom(age.FILE_KEY_SIZE)
+    if header_length is None:
+        header = age.encode_header(list(stanzas), file_key)
+    else:
+        header = padded_header(list(stanzas), file_key, header_length)
+    return header + os.urandom(age.NONCE_SIZE + 64)
+
+
+def x25519_stanza() -> age.Stanza:
+    return age.Identity.generate().recipient.wrap(os.urandom(age.FILE_KEY_SIZE))
+
+
+async def log_rows(session: AsyncSession, tender: Tender) -> int:
+    count = select(func.count()).select_from(LogEntry).where(LogEntry.tender_id == tender.id)
+    return await session.scalar(count) or 0
+
+
+class TestHeadersTheOpeningCannotRead:
+    """A header that is well formed but that the opening (or the bidder's header download)
+    would refuse is refused at upload, when the bidder can still seal again."""
+
+    async def test_a_header_over_the_size_limit_is_refused_whole_or_in_pieces(
+        self, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+    ) -> None:
+        tender = await open_tender(session)
+        headers = await bidder_headers(session)
+        body = with_stanzas(x25519_stanza(), header_length=age.MAX_HEADER_BYTES + 1)
+        for piece in (None, 16 * 1024, 1024):
+            content = body if piece is None else in_pieces(body, piece)
+            response = await client.post(
+                f"{TENDERS}/{tender.id}/bids", content=content, headers={**OCTETS, **headers}
+            )
+            assert response.status_code == 422, (piece, response.text)
+            assert response.json()["type"] == "not_sealed", piece
+            assert "header larger" in response.json()["detail"], piece
+        assert await bid_count(session) == 0
+        assert await log_rows(session, tender) == 0
+        assert (await reload(session, tender)).log_size == 0
+        assert stored(settings) == []
+
+    async def test_a_header_of_exactly_the_size_limit_is_accepted_and_served_back(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
+        tender = await open_tender(session)
+        headers = await bidder_headers(session)
+        body = with_stanzas(x25519_stanza(), header_length=age.MAX_HEADER_BYTES)
+        response = await submit(client, tender, headers, body)
+        assert response.status_code == 201, response.text
+        served = await client.get(f"{TENDERS}/{tender.id}/bids/mine/header", headers=headers)
+        assert served.status_code == 200, served.text
+        assert base64.b64decode(served.json()["header"]) == body[: age.MAX_HEADER_BYTES]
+
+    @pytest.mark.parametrize(
+        "stanzas",
+        [
+            pytest.param(
+                lambda: [
+                    age.Stanza("scrypt", (age.b64encode(os.urandom(16)), "18"), os.urandom(32)),
+                    x25519_stanza(),
+                ],
+                id="scrypt beside X25519",
+            ),
+            pytest.param(
+                lambda: [
+                    age.Stanza("X25519", (age.b64encode(bytes(32)),), os.urandom(32)),
+                    x25519_stanza(),
+                ],
+                id="X25519 share on a low-order point",
+            ),
+        ],
+    )
+    async def test_stanzas_no_identity_could_open_are_refused(
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        settings: Settings,
+        stanzas: Callable[[], list[age.Stanza]],
+    ) -> None:
+        # age refuses the whole file for either, whatever the other stanzas: the opening
+        # would reject the bid as decrypt_failed, too late for the bidder to seal it again.
+        tender = await open_tender(session)
+        body = with_stanzas(*stanzas())
+        response = await submit(client, tender, await bidder_headers(session), body)
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == "not_sealed"
+        assert await bid_count(session) == 0
+        assert await log_rows(session, tender) == 0
+        assert stored(settings) == []
 
 
 # --- media type and length -----------------------------------------------------------------
