@@ -274,6 +274,14 @@ class TestNames:
         assert as_display_name.json()["errors"][0]["field"] == "body.display_name"
         assert await messages_to(session, body["email"]) == []
 
+    @pytest.mark.parametrize("name", ["...", "（）、", "- - -"])
+    async def test_an_organization_name_of_punctuation_alone_is_refused(
+        self, client: httpx.AsyncClient, name: str
+    ) -> None:
+        answer = await client.post(REGISTER, json=registration(organization=organization(name)))
+        assert answer.status_code == 422
+        assert "a letter or a digit" in answer.json()["errors"][0]["message"]
+
     async def test_names_are_stored_in_nfkc(
         self, client: httpx.AsyncClient, session: AsyncSession
     ) -> None:
