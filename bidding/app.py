@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bidding import demo, frontend, security
 from bidding.audit.endpoints import router as audit_router
+from bidding.auth import mail
 from bidding.auth.endpoints import router as auth_router
 from bidding.db import Session, create_engine, create_session_factory, utcnow
 from bidding.errors import ERROR_RESPONSES, install_error_handlers
@@ -137,6 +138,12 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
                     name="demo-bidders",
                 )
             )
+        transport = mail.transport_for(settings)
+        outbox = None
+        if transport is not None:
+            outbox = mail.Deliverer(session_factory=app.state.session_factory, transport=transport)
+            outbox.start()
+        app.state.outbox = outbox
         await hub.start()
         await openings.start()
         # What start-up made (modules, models, keys) lives as long as the process: kept out
@@ -147,6 +154,8 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         finally:
             await openings.stop()
             await hub.stop()
+            if outbox is not None:
+                await outbox.stop()
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)

@@ -5,8 +5,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
+from email_validator import EmailNotValidError, validate_email
 from fastapi import Depends, Request
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bidding.ratelimit import Rate
@@ -29,6 +30,37 @@ def _check_origin(origin: Any) -> None:
         or "*" in origin
     ):
         raise ValueError(f"{origin!r}: an origin is scheme://host[:port] in lower case, no more")
+
+
+# Registration by email: how messages leave, and what the links in them point to.
+SMTP_SCHEMES = ("smtps", "smtp+starttls", "smtp")
+
+
+def _check_smtp_url(value: str) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in SMTP_SCHEMES or not parts.hostname:
+        raise ValueError(
+            "an SMTP URL is smtps://user:password@host:465, smtp+starttls://user:password@"
+            "host:587 or smtp://host:25"
+        )
+    if parts.scheme == "smtp" and (parts.username or parts.password):
+        # A password over a connection without TLS is a password for anyone on the way.
+        raise ValueError("smtp:// has no TLS: give credentials only with smtps or smtp+starttls")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError("an SMTP URL has no path, query or fragment")
+    _ = parts.port  # ValueError for a port that is not a number in range
+
+
+def _check_public_url(value: str) -> None:
+    parts = urlsplit(value)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.query
+        or parts.fragment
+        or "*" in value
+    ):
+        raise ValueError(f"{value!r}: the pages' address is http(s)://host[:port][/path]")
 
 
 class Settings(BaseSettings):
@@ -96,6 +128,65 @@ class Settings(BaseSettings):
         gt=0,
         description="how often the audit chains' heads that moved are signed as anchors",
     )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="where messages are sent: smtps://user:password@host:465, "
+        "smtp+starttls://user:password@host:587 or smtp://host:25 (no TLS, no credentials); "
+        "without it, messages are written to the log in development and registration is "
+        "closed in production",
+    )
+    mail_from: str | None = Field(
+        default=None, description="the From of messages; required with an SMTP URL"
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="the pages' address, for the links in messages (https://bidding.example.cn); "
+        "required with an SMTP URL; else the address a request came to",
+    )
+    activation_ttl_seconds: int = Field(
+        default=48 * 3600, gt=0, description="how long an activation link works"
+    )
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_smtp_url(value.get_secret_value())
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                validate_email(value, check_deliverability=False)
+            except EmailNotValidError as exc:
+                raise ValueError(f"{value!r} is no email address: {exc}") from None
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_public_url(value)
+            value = value.rstrip("/")
+        return value
+
+    @model_validator(mode="after")
+    def _links_need_an_address(self) -> "Settings":
+        # Without it a link would be made from the request's Host header, which the sender
+        # chooses: a message could then send its reader to another site.
+        if self.smtp_url is not None and self.public_url is None:
+            raise ValueError("BIDDING_SMTP_URL needs BIDDING_PUBLIC_URL for its links")
+        if self.smtp_url is not None and self.mail_from is None:
+            raise ValueError("BIDDING_SMTP_URL needs BIDDING_MAIL_FROM, the messages' sender")
+        return self
+
+    @property
+    def registration_open(self) -> bool:
+        """Whether bidders may register: messages can reach them, or it is development (where
+        they are written to the log for the developer to read)."""
+        return self.smtp_url is not None or self.environment != "production"
 
     @field_validator("cors_origins", mode="before")
     @classmethod

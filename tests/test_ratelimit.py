@@ -202,11 +202,11 @@ class TestRegistration:
         one, two = clients
         for _ in range(2):
             answer = await one.post("/api/v1/auth/register", json=registration())
-            assert answer.status_code == 201, answer.text
+            assert answer.status_code == 202, answer.text
         assert_throttled(await one.post("/api/v1/auth/register", json=registration()), 1800)
-        assert (await two.post("/api/v1/auth/register", json=registration())).status_code == 201
+        assert (await two.post("/api/v1/auth/register", json=registration())).status_code == 202
         clock.now += 1800
-        assert (await one.post("/api/v1/auth/register", json=registration())).status_code == 201
+        assert (await one.post("/api/v1/auth/register", json=registration())).status_code == 202
 
 
 class TestSubmission:

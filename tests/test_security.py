@@ -33,6 +33,7 @@ from bidding.auth.models import Role
 from bidding.crypto import age
 from bidding.settings import Settings
 from bidding.tenders.models import TenderStatus
+from tests.auth.conftest import register_and_activate
 from tests.factories import PASSWORD, bearer, create_organization, create_user, credit_code
 from tests.opening.conftest import Scene, scene  # noqa: F401  (the fixture)
 from tests.opening.test_bidder_mode import bidder_mode_tender, file_key_of
@@ -301,6 +302,7 @@ class TestBodyLimits:
 # endpoint's validation, not an authorization refusal. A new one belongs here.
 JSON_WRITES = {
     ("POST", "/api/v1/auth/register"): "anonymous",
+    ("POST", "/api/v1/auth/activate"): "anonymous",
     ("PUT", "/api/v1/me/keys"): "bidder",
     ("POST", "/api/v1/me/keys/challenge/answer"): "bidder",
     ("POST", "/api/v1/tenders"): "officer",
@@ -475,13 +477,16 @@ class TestSecureCookies:
 
 class TestNoSecretInLogs:
     async def test_accounts_sessions_and_key_checks_log_no_secret_at_any_level(
-        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+        self,
+        client: httpx.AsyncClient,
+        session: AsyncSession,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
         caplog.set_level(logging.DEBUG)
         secrets_seen: list[str] = []
         account = registration()
         secrets_seen.append(account["password"])
-        assert (await client.post("/api/v1/auth/register", json=account)).status_code == 201
+        await register_and_activate(client, session, account)
         wrong = await client.post(
             "/api/v1/auth/token", data={"username": account["email"], "password": "not it at all"}
         )
@@ -625,6 +630,27 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield server
 
 
+def activate_from_the_log(served: Served, http: httpx.Client, account: dict[str, Any]) -> None:
+    """Follow the activation link that the server (development, no SMTP) wrote to its log,
+    from an address of its own: the server limits sign-ins and activations per address."""
+    deadline = time.monotonic() + 30
+    while True:
+        after = served.output().partition(f"to {account['email']}")[2]
+        if (found := _LOGGED_LINK.search(after)) is not None:
+            break
+        assert time.monotonic() < deadline, "no activation link in the server's log"
+        time.sleep(0.2)
+    activated = http.post(
+        "/api/v1/auth/activate",
+        json={"token": found.group(1), "password": account["password"]},
+        headers={"X-Forwarded-For": f"198.51.100.{secrets.randbelow(250)}"},
+    )
+    assert activated.status_code == 200, activated.text
+
+
+_LOGGED_LINK = re.compile(r"/#/activate/([A-Za-z0-9_-]+)")
+
+
 def sign_in(served: Served, email: str, password: str, **headers: str) -> httpx.Response:
     with httpx.Client(base_url=served.url, timeout=30) as http:
         return http.post(
@@ -760,7 +786,8 @@ class TestLyingBodies:
             created = http.post(f"{TENDERS}", json=tender_body(), headers=officer).json()
             tender = http.post(f"{TENDERS}/{created['id']}/publish", headers=officer).json()
             account = registration()
-            assert http.post("/api/v1/auth/register", json=account).status_code == 201
+            assert http.post("/api/v1/auth/register", json=account).status_code == 202
+            activate_from_the_log(served, http, account)
             token = bidding_client.sign_in(
                 http, email=account["email"], password=account["password"]
             )
@@ -811,7 +838,8 @@ class TestServerOutput:
             published = http.post(f"{TENDERS}/{tender_id}/publish", headers=officer_auth)
             assert published.status_code == 200, published.text
 
-            assert http.post("/api/v1/auth/register", json=account).status_code == 201
+            assert http.post("/api/v1/auth/register", json=account).status_code == 202
+            activate_from_the_log(served, http, account)
             http.headers.update(forwarded())
             wrong = http.post(
                 "/api/v1/auth/token", data={"username": account["email"], "password": "nope nope"}

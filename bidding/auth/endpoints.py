@@ -1,33 +1,40 @@
-"""Accounts over HTTP: register, sign in and out, who am I, a bidder's own key."""
+"""Accounts over HTTP: register and activate, sign in and out, who am I, a bidder's own key,
+the outbox of messages (administrators)."""
 
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Query, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
+from sqlalchemy import select
 
 from bidding import security
-from bidding.auth import bidder_keys
+from bidding.auth import bidder_keys, mail
 from bidding.auth import service as auth_service
 from bidding.auth.dependencies import (
     CSRF_COOKIE,
     SESSION_COOKIE,
+    Admin,
     Bidder,
     CurrentUser,
     optional_access_token,
 )
-from bidding.auth.models import AccessToken, Role, User
+from bidding.auth.models import AccessToken, OutboxMessage, User
 from bidding.auth.schemas import (
+    Activation,
     BidderKeyRead,
     BidderKeys,
     KeyChallenge,
     KeyChallengeAnswer,
     KeyRegistration,
+    OutboxMessageRead,
     Registration,
+    RegistrationAccepted,
     TokenRead,
     UserRead,
 )
 from bidding.db import Session
-from bidding.errors import Unauthorized
+from bidding.errors import DomainError, Unauthorized
 from bidding.settings import AppSettings, Settings
 
 router = APIRouter(tags=["auth"])
@@ -35,28 +42,101 @@ router = APIRouter(tags=["auth"])
 DbSession = Session
 
 
+class RegistrationUnavailable(DomainError):
+    """503: registration needs a way to send messages, and this platform has none."""
+
+    status_code = 503
+    type = "registration_unavailable"
+
+
+def registration_open(settings: AppSettings) -> None:
+    """Dependency: refuse registration on a production platform that cannot send mail."""
+    if not settings.registration_open:
+        raise RegistrationUnavailable(
+            "self-registration is closed on this platform (it sends no email); ask the "
+            "platform's administrator for an account"
+        )
+
+
+def _site(request: Request, settings: Settings) -> str:
+    # Without a public address only the log sees the links (the settings require one with
+    # SMTP): the address this request came to is then good enough.
+    return settings.public_url or str(request.base_url).rstrip("/")
+
+
+def _wake_outbox(request: Request) -> None:
+    deliverer: mail.Deliverer | None = getattr(request.app.state, "outbox", None)
+    if deliverer is not None:
+        deliverer.wake()
+
+
 @router.post(
     "/auth/register",
-    status_code=status.HTTP_201_CREATED,
-    dependencies=[Depends(security.limit_registration)],
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(registration_open), Depends(security.limit_registration)],
     responses={
-        409: {"description": "the email or the organization is already registered"},
         429: {"description": "too many registrations from this address"},
+        503: {"description": "registration is closed: the platform sends no email"},
     },
 )
-async def register(body: Registration, session: DbSession) -> UserRead:
-    """Sign up as a bidder, registering its organization; sign in afterwards."""
-    user = await auth_service.create_user(
+async def register(
+    body: Registration,
+    request: Request,
+    background: BackgroundTasks,
+    session: DbSession,
+    settings: AppSettings,
+) -> RegistrationAccepted:
+    """Sign up as a bidder with its organization. The answer is always the same; what came
+    of it goes by message to the email address: a one-time link (valid for
+    BIDDING_ACTIVATION_TTL_SECONDS) that activates the new account with its password, or why
+    nothing was created (the address or the organization is already registered, or the name
+    looks the same as a registered organization's)."""
+    await auth_service.register(
         session=session,
         email=body.email,
         password=body.password,
         display_name=body.display_name,
-        role=Role.bidder,
         organization_name=body.organization.name,
         organization_code=body.organization.code,
-        join_existing_organization=False,
+        site=_site(request, settings),
+        activation_ttl=timedelta(seconds=settings.activation_ttl_seconds),
     )
+    # After the answer, so after the commit: the message is there to be delivered.
+    background.add_task(_wake_outbox, request)
+    return RegistrationAccepted()
+
+
+@router.post(
+    "/auth/activate",
+    # Each try spends an Argon2 hash, and a wrong password is a guess: counted as a sign-in.
+    dependencies=[Depends(security.limit_sign_in)],
+    responses={
+        404: {"description": "the link is unknown, already used or expired"},
+        401: {"description": "not the password chosen at registration"},
+        429: {"description": "too many tries from this address"},
+    },
+)
+async def activate(body: Activation, session: DbSession) -> UserRead:
+    """Activate a registered account with the token of the link mailed to it and the
+    password chosen at registration; then sign in as usual."""
+    user = await auth_service.activate(session=session, token=body.token, password=body.password)
     return UserRead.model_validate(user)
+
+
+@router.get("/outbox", responses={403: {"description": "not an administrator"}})
+async def read_outbox(
+    admin: Admin,
+    session: DbSession,
+    to: Annotated[str | None, Query(max_length=320, description="only to this address")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[OutboxMessageRead]:
+    """The latest messages of the outbox, newest first (administrators). In development
+    without SMTP the messages are not sent, only written to the log: their text is here."""
+    query = select(OutboxMessage).order_by(OutboxMessage.created_at.desc()).limit(limit)
+    if to is not None:
+        query = query.where(OutboxMessage.to_address == auth_service.login_email(to))
+    messages = (await session.scalars(query)).all()
+    return [OutboxMessageRead.model_validate(message) for message in messages]
 
 
 @router.post(

@@ -1,13 +1,15 @@
-"""Organizations, users, access tokens and failed logins."""
+"""Organizations, users, access tokens, failed logins and the outbox of messages."""
 
 import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, String, text
+from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bidding.db import Base, UTCDateTime, utcnow
+
+NAME_KEY_MAX_LENGTH = 800
 
 
 class Role(enum.StrEnum):
@@ -27,6 +29,10 @@ class Organization(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
     code: Mapped[str] = mapped_column(String(18), unique=True)
+    # names.name_key(name): unique, so that two names that look the same cannot both be
+    # registered, however close together. Set by every path that creates an organization
+    # (auth.service); only rows written around it (test factories) have none.
+    name_key: Mapped[str | None] = mapped_column(String(NAME_KEY_MAX_LENGTH), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -45,6 +51,10 @@ class User(Base):
     )
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # A self-registration waits, inactive, until the link mailed to its address is followed:
+    # the SHA-256 of the link's token, and when the link and the registration lapse.
+    activation_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    activation_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     organization: Mapped[Organization | None] = relationship(lazy="joined")
 
@@ -111,3 +121,25 @@ class BidderKey(Base):
     challenge_sha256: Mapped[str | None] = mapped_column(String(64))
     challenge_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class OutboxMessage(Base):
+    """A message to an email address, written in the transaction of what it tells, then
+    delivered (SMTP, or the log in development) by whichever instance claims it first."""
+
+    __tablename__ = "outbox_messages"
+    __table_args__ = (Index("ix_outbox_messages_due", "sent_at", "next_attempt_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    to_address: Mapped[str] = mapped_column(String(254), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(200))
+    # Erased once an SMTP server has taken it: an activation link is not kept in clear.
+    body: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # "smtp", or "log" (development without SMTP: the body stays here for an administrator).
+    sent_via: Mapped[str | None] = mapped_column(String(8))
+    last_error: Mapped[str | None] = mapped_column(String(500))

@@ -8,19 +8,24 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from bidding.auth import uscc
 from bidding.auth.models import Role
+from bidding.auth.names import clean_name
 from bidding.auth.service import (
     DISPLAY_NAME_MAX_LENGTH,
-    ORGANIZATION_NAME_MAX_LENGTH,
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
+    check_organization_name,
     check_password,
-    clean_name,
     normalize_email,
 )
 
 
 def _name(max_length: int) -> AfterValidator:
     return AfterValidator(lambda value: clean_name(value, max_length=max_length))
+
+
+def _organization_name(value: str) -> str:
+    name, _key = check_organization_name(value)
+    return name
 
 
 # Raw bounds keep hostile input small; the validators (shared with the command line) say
@@ -45,7 +50,14 @@ class RequestBody(BaseModel):
 
 
 class OrganizationCreate(RequestBody):
-    name: Annotated[str, Field(max_length=1000), _name(ORGANIZATION_NAME_MAX_LENGTH)]
+    name: Annotated[
+        str,
+        Field(
+            max_length=1000,
+            description="NFKC-normalized; no control, invisible or direction-changing character",
+        ),
+        AfterValidator(_organization_name),
+    ]
     code: CreditCode
 
 
@@ -56,6 +68,50 @@ class Registration(RequestBody):
     password: Password
     display_name: Annotated[str, Field(max_length=1000), _name(DISPLAY_NAME_MAX_LENGTH)]
     organization: OrganizationCreate
+
+
+REGISTRATION_ACCEPTED = (
+    "A message about this registration is on its way to the email address given: follow it "
+    "to go on. Nothing else is told here, whether the address or the organization is new or "
+    "not."
+)
+
+
+class RegistrationAccepted(BaseModel):
+    """The one answer to every well-formed registration, whatever comes of it."""
+
+    status: Literal["check_your_mailbox"] = "check_your_mailbox"
+    detail: str = REGISTRATION_ACCEPTED
+
+
+# The token of an activation link: 32 random bytes in URL-safe base64 (43 characters).
+ActivationToken = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{20,100}$")]
+
+
+class Activation(RequestBody):
+    """The token of the link mailed at registration, and the password chosen then."""
+
+    token: ActivationToken
+    password: Annotated[str, Field(max_length=PASSWORD_MAX_LENGTH)]
+
+
+class OutboxMessageRead(BaseModel):
+    """A message of the outbox as an administrator sees it; the body is gone once an SMTP
+    server has taken it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    to_address: str
+    kind: str
+    subject: str
+    body: str | None
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+    sent_at: datetime | None
+    sent_via: str | None
+    last_error: str | None
 
 
 class OrganizationRead(BaseModel):

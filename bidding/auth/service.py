@@ -1,23 +1,35 @@
-"""Accounts: creating users and organizations, signing in with throttling, issuing tokens."""
+"""Accounts: creating users and organizations, self-registration by email, signing in with
+throttling, issuing tokens."""
 
 import math
 import unicodedata
+import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import anyio.to_thread
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from bidding.audit import service as audit
-from bidding.auth import uscc
-from bidding.auth.models import AccessToken, LoginFailure, Organization, Role, User
+from bidding.auth import mail, names, uscc
+from bidding.auth.models import (
+    NAME_KEY_MAX_LENGTH,
+    AccessToken,
+    LoginFailure,
+    Organization,
+    OutboxMessage,
+    Role,
+    User,
+)
+from bidding.auth.names import clean_name
 from bidding.auth.passwords import hash_password, needs_rehash, verify_password
 from bidding.auth.tokens import hash_token, new_token
-from bidding.db import utcnow
-from bidding.errors import Conflict, TooManyRequests, Unauthorized, Unprocessable
+from bidding.db import iso_utc, utcnow
+from bidding.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from bidding.settings import Settings
 
 EMAIL_MAX_LENGTH = 254
@@ -65,18 +77,6 @@ def check_password(password: str) -> str:
     return password
 
 
-def clean_name(value: str, *, max_length: int) -> str:
-    """A display or organization name: inner whitespace collapsed, not empty, not too long."""
-    cleaned = " ".join(value.split())
-    if not cleaned:
-        raise ValueError("must not be empty")
-    if any(unicodedata.category(c) == "Cc" for c in cleaned):
-        raise ValueError("must not hold control characters")
-    if len(cleaned) > max_length:
-        raise ValueError(f"use at most {max_length} characters")
-    return cleaned
-
-
 def _field_error(field: str, exc: ValueError) -> Unprocessable:
     # The same shape as a refused request body, so callers handle one kind of 422.
     message = str(exc)
@@ -85,6 +85,24 @@ def _field_error(field: str, exc: ValueError) -> Unprocessable:
         type="validation_error",
         errors=[{"field": field, "message": message}],
     )
+
+
+def _checked(field: str, check: Callable[[str], str], value: str) -> str:
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise _field_error(field, exc) from None
+
+
+def check_organization_name(value: str) -> tuple[str, str]:
+    """An organization name as stored, and its key (names.name_key); ValueError if refused."""
+    name = clean_name(value, max_length=ORGANIZATION_NAME_MAX_LENGTH)
+    key = names.name_key(name)
+    if not key:
+        raise ValueError("must hold a letter or a digit")
+    if len(key) > NAME_KEY_MAX_LENGTH:
+        raise ValueError("is too long once its compatibility characters are spelled out")
+    return name, key
 
 
 # --- accounts ------------------------------------------------------------------------------
@@ -102,6 +120,23 @@ async def get_organization_by_code(*, session: AsyncSession, code: str) -> Organ
     return organization
 
 
+async def get_organization_by_name_key(*, session: AsyncSession, key: str) -> Organization | None:
+    """The organization whose name looks the same as a name of this key."""
+    organization = await session.scalar(select(Organization).where(Organization.name_key == key))
+    return organization
+
+
+async def _why_not_unique(
+    *, session: AsyncSession, email: str, code: str | None, key: str | None
+) -> str:
+    """Which unique rule a refused insert broke: what a concurrent request took first."""
+    if await get_user_by_email(session=session, email=email) is not None:
+        return "email_taken"
+    if code is not None and await get_organization_by_code(session=session, code=code):
+        return "organization_registered"
+    return "organization_lookalike"
+
+
 async def create_user(
     *,
     session: AsyncSession,
@@ -111,61 +146,53 @@ async def create_user(
     role: Role,
     organization_name: str | None = None,
     organization_code: str | None = None,
-    join_existing_organization: bool = True,
     via: str | None = None,
 ) -> User:
-    """Create an account, and its organization unless the credit code is already registered.
+    """Create an active account for a trusted caller (the command line, the demo), and its
+    organization unless the credit code is already registered, in which case the account
+    joins it (if a name is given, it must look the same as the registered one).
 
-    An existing organization is joined only when join_existing_organization is true (trusted
-    callers: the command line, the demo) and the given name, if any, matches it. Public
-    self-registration passes False: a credit code is printed on every business licence, so
-    knowing it proves nothing, and the second account of a company comes from an administrator.
-    The audit trail says `auth.registered` for a self-registration, by the new user, and
-    `auth.user_created` for the others, with the trusted caller named by `via` ("cli").
+    A new organization's name follows the rules of a self-registration: refused if it looks
+    the same as a registered organization's (409 organization_lookalike). The audit trail says
+    `auth.user_created`, with the trusted caller named by `via` ("cli", "demo").
     """
-    try:
-        email = normalize_email(email)
-    except ValueError as exc:
-        raise _field_error("email", exc) from None
-    try:
-        check_password(password)
-    except ValueError as exc:
-        raise _field_error("password", exc) from None
-    try:
-        display_name = clean_name(display_name, max_length=DISPLAY_NAME_MAX_LENGTH)
-    except ValueError as exc:
-        raise _field_error("display_name", exc) from None
+    email = _checked("email", normalize_email, email)
+    _checked("password", check_password, password)
+    display_name = _checked(
+        "display_name", lambda v: clean_name(v, max_length=DISPLAY_NAME_MAX_LENGTH), display_name
+    )
 
     organization: Organization | None = None
     new_organization: Organization | None = None
+    code: str | None = None
+    key: str | None = None
     if organization_code is not None:
-        try:
-            code = uscc.validate(organization_code)
-        except ValueError as exc:
-            raise _field_error("organization.code", exc) from None
+        code = _checked("organization.code", uscc.validate, organization_code)
         name: str | None = None
         if organization_name is not None:
             try:
-                name = clean_name(organization_name, max_length=ORGANIZATION_NAME_MAX_LENGTH)
+                name, key = check_organization_name(organization_name)
             except ValueError as exc:
                 raise _field_error("organization.name", exc) from None
         organization = await get_organization_by_code(session=session, code=code)
         if organization is not None:
-            if not join_existing_organization:
-                raise Conflict(
-                    f"an organization with the code {code} is already registered; "
-                    "ask the platform administrator for an account in it",
-                    type="organization_registered",
-                )
-            if name is not None and name.casefold() != organization.name.casefold():
+            if key is not None and key != names.name_key(organization.name):
                 raise Conflict(
                     f"the code {code} belongs to {organization.name!r}, not {name!r}",
                     type="organization_mismatch",
                 )
-        elif name is None:
+        elif name is None or key is None:
             raise _field_error("organization.name", ValueError("a new organization needs a name"))
         else:
-            new_organization = organization = Organization(name=name, code=code)
+            lookalike = await get_organization_by_name_key(session=session, key=key)
+            if lookalike is not None:
+                raise Conflict(
+                    f"{name!r} looks the same as the name of the registered organization "
+                    f"{lookalike.name!r} ({lookalike.code}): a bidder named like another "
+                    "would mislead everyone at an opening",
+                    type="organization_lookalike",
+                )
+            new_organization = organization = Organization(name=name, code=code, name_key=key)
     elif organization_name is not None:
         raise _field_error("organization.code", ValueError("the credit code is missing"))
     if organization is None and role in ROLES_WITH_ORGANIZATION:
@@ -190,14 +217,9 @@ async def create_user(
             session.add(user)
             await session.flush()
     except IntegrityError:
-        if await get_user_by_email(session=session, email=email) is not None:
-            raise Conflict("an account with this email exists", type="email_taken") from None
-        raise Conflict(
-            "an organization with this code was registered at the same moment",
-            type="organization_registered",
-        ) from None
+        reason = await _why_not_unique(session=session, email=email, code=code, key=key)
+        raise Conflict(_CONFLICTS[reason], type=reason) from None
     await session.refresh(user)
-    registration = not join_existing_organization
     details: dict[str, object] = {
         "user_id": str(user.id),
         "email": user.email,
@@ -208,10 +230,219 @@ async def create_user(
     if via is not None:
         details["via"] = via
     await audit.record(
-        session=session,
-        action="auth.registered" if registration else "auth.user_created",
-        details=details,
-        actor=user if registration else audit.SESSION_ACTOR,
+        session=session, action="auth.user_created", details=details, actor=audit.SESSION_ACTOR
+    )
+    return user
+
+
+_CONFLICTS = {
+    "email_taken": "an account with this email exists",
+    "organization_registered": "an organization with this code was registered at the same moment",
+    "organization_lookalike": "an organization whose name looks the same was registered at the "
+    "same moment",
+}
+
+
+# --- self-registration ---------------------------------------------------------------------
+
+
+async def _drop_registrations(*, session: AsyncSession, user_ids: Sequence[uuid.UUID]) -> None:
+    """Remove pending accounts, and the organizations nobody else belongs to."""
+    if not user_ids:
+        return
+    organization_ids = (
+        await session.scalars(
+            select(User.organization_id).where(
+                User.id.in_(user_ids), User.organization_id.is_not(None)
+            )
+        )
+    ).all()
+    # Core statements: a row another request removed first is simply not there any more.
+    await session.execute(
+        delete(User)
+        .where(User.id.in_(user_ids), User.is_active.is_(False))
+        .where(User.activation_expires_at.is_not(None))
+        .execution_options(synchronize_session=False)
+    )
+    if organization_ids:
+        await session.execute(
+            delete(Organization)
+            .where(
+                Organization.id.in_(organization_ids),
+                ~exists().where(User.organization_id == Organization.id),
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def _lapse_expired(
+    *, session: AsyncSession, now: datetime, email: str, code: str, key: str
+) -> None:
+    """Remove registrations whose link expired: those in this one's way, and a few more."""
+    expired = (
+        select(User.id)
+        .outerjoin(Organization, User.organization_id == Organization.id)
+        .where(User.is_active.is_(False), User.activation_expires_at <= now)
+    )
+    in_the_way = expired.where(
+        or_(User.email == email, Organization.code == code, Organization.name_key == key)
+    )
+    user_ids = {*(await session.scalars(in_the_way)).all()}
+    user_ids |= {*(await session.scalars(expired.limit(_PRUNE_BATCH))).all()}
+    if user_ids:
+        await _drop_registrations(session=session, user_ids=sorted(user_ids))
+        await audit.record(
+            session=session,
+            action="auth.registrations_lapsed",
+            details={"user_ids": sorted(str(user_id) for user_id in user_ids)},
+            actor=None,
+        )
+
+
+async def register(
+    *,
+    session: AsyncSession,
+    email: str,
+    password: str,
+    display_name: str,
+    organization_name: str,
+    organization_code: str,
+    site: str,
+    activation_ttl: timedelta,
+) -> OutboxMessage:
+    """A bidder's self-registration: whatever comes of it goes by message to the email
+    address, and the caller learns nothing of it (the same answer, about the same time).
+
+    A new email with a new organization: a pending account (inactive) and its organization,
+    and an activation link valid for `activation_ttl`. A registered email: its owner is told
+    that someone tried; nothing is created. A registered credit code, or an organization name
+    that looks the same as a registered one's: the new address is told so; nothing is created.
+    Registering again while pending replaces the pending registration (a fresh link).
+    `site` is the pages' address, for the links.
+    """
+    email = _checked("email", normalize_email, email)
+    _checked("password", check_password, password)
+    display_name = _checked(
+        "display_name", lambda v: clean_name(v, max_length=DISPLAY_NAME_MAX_LENGTH), display_name
+    )
+    code = _checked("organization.code", uscc.validate, organization_code)
+    try:
+        name, key = check_organization_name(organization_name)
+    except ValueError as exc:
+        raise _field_error("organization.name", exc) from None
+
+    # Spent whatever the outcome, so that the time taken does not tell which it was.
+    password_hash = await anyio.to_thread.run_sync(hash_password, password)
+    now = utcnow()
+    await _lapse_expired(session=session, now=now, email=email, code=code, key=key)
+
+    replaced: User | None = None
+    existing = await get_user_by_email(session=session, email=email)
+    if existing is not None and not existing.is_active and existing.activation_expires_at:
+        replaced, existing = existing, None
+        await _drop_registrations(session=session, user_ids=[replaced.id])
+
+    reason: str | None = None
+    if existing is not None:
+        reason = "email_taken"
+    elif await get_organization_by_code(session=session, code=code) is not None:
+        reason = "organization_registered"
+    elif await get_organization_by_name_key(session=session, key=key) is not None:
+        reason = "organization_lookalike"
+
+    user: User | None = None
+    token = new_token()
+    if reason is None:
+        expires_at = now + activation_ttl
+        organization = Organization(name=name, code=code, name_key=key)
+        user = User(
+            email=email,
+            display_name=display_name,
+            password_hash=password_hash,
+            role=Role.bidder,
+            is_active=False,
+            activation_token_hash=hash_token(token),
+            activation_expires_at=expires_at,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(organization)
+                await session.flush()
+                user.organization_id = organization.id
+                session.add(user)
+                await session.flush()
+        except IntegrityError:
+            # A concurrent registration took the email, the code or the name first.
+            user = None
+            reason = await _why_not_unique(session=session, email=email, code=code, key=key)
+
+    if user is not None:
+        letter = mail.activation_letter(
+            link=f"{site}/#/activate/{token}",
+            organization_name=name,
+            organization_code=code,
+            expires_at=user.activation_expires_at or now,
+        )
+        details: dict[str, object] = {
+            "user_id": str(user.id),
+            "email": email,
+            "role": Role.bidder.value,
+            "organization_id": str(user.organization_id),
+            "organization_created": True,
+            "pending_until": iso_utc(user.activation_expires_at or now),
+        }
+        if replaced is not None:
+            details["replaced_user_id"] = str(replaced.id)
+        await audit.record(session=session, action="auth.registered", details=details, actor=user)
+    else:
+        assert reason is not None
+        if reason == "email_taken":
+            letter = mail.email_taken_letter(site=site)
+        elif reason == "organization_registered":
+            letter = mail.organization_registered_letter(organization_code=code)
+        else:
+            letter = mail.organization_lookalike_letter(organization_name=name)
+        # For an administrator (the platform's chain is theirs alone), never for the caller.
+        await audit.record(
+            session=session,
+            action="auth.registration_refused",
+            details={"email": email, "organization_code": code, "reason": reason},
+            actor=None,
+        )
+    return await mail.queue(session=session, to_address=email, letter=letter, site=site)
+
+
+async def activate(*, session: AsyncSession, token: str, password: str) -> User:
+    """Activate the pending account of this link's token, given the password chosen at
+    registration: the link proves the mailbox, the password the registrant. A link sent to
+    an address that someone else registered activates nothing for its reader.
+    """
+    user = await session.scalar(select(User).where(User.activation_token_hash == hash_token(token)))
+    # Spent whether the link is known or not, like a sign-in.
+    valid = await anyio.to_thread.run_sync(
+        verify_password, user.password_hash if user else None, password
+    )
+    if (
+        user is None
+        or user.is_active
+        or user.activation_expires_at is None
+        or user.activation_expires_at <= utcnow()
+    ):
+        raise NotFound(
+            "this activation link is unknown, already used or expired: register again for a "
+            "fresh one",
+            type="activation_invalid",
+        )
+    if not valid:
+        raise Unauthorized(
+            "this is not the password chosen at registration", type="invalid_credentials"
+        )
+    user.is_active = True
+    user.activation_token_hash = None
+    user.activation_expires_at = None
+    await session.flush()
+    await audit.record(
+        session=session, action="auth.activated", details={"user_id": str(user.id)}, actor=user
     )
     return user
 

@@ -1,7 +1,8 @@
-// Accounts: sign in (a cookie session with a CSRF token), bidder registration, sign out.
+// Accounts: sign in (a cookie session with a CSRF token), bidder registration and its
+// activation by the link mailed to the registrant, sign out.
 import { API, api, csrfToken } from "./api.js";
 import { field, h, notice } from "./dom.js";
-import { addTexts, t } from "./i18n.js";
+import { addTexts, has, t } from "./i18n.js";
 
 addTexts({
   "zh-CN": {
@@ -14,7 +15,15 @@ addTexts({
     creditCodeHint: "18 位，例如 91350100M000100Y43",
     signInTitle: "登录",
     registerTitle: "投标人注册",
-    registerDone: "注册成功，已为您登录",
+    registerSent: "请查收邮件",
+    registerSentText:
+      "我们已向 {email} 发送了一封关于本次注册的邮件，请按邮件中的说明继续：新账号需打开邮件中的激活链接并输入密码后才能使用。没有收到？请检查垃圾邮件箱，或稍后重新注册。",
+    activateTitle: "激活投标人账号",
+    activateText: "请输入注册时设置的密码以激活账号。",
+    activate: "激活并登录",
+    account_error_activation_invalid: "该激活链接无效、已使用或已过期。请重新注册以获取新的链接。",
+    account_error_invalid_credentials: "密码与注册时设置的不一致。",
+    account_error_registration_unavailable: "本平台暂不开放自助注册（平台不发送邮件），请联系平台管理员开设账号。",
     noAccount: "还没有账号？注册投标人",
     haveAccount: "已有账号？登录",
     signedOut: "您已退出",
@@ -29,7 +38,17 @@ addTexts({
     creditCodeHint: "18 characters, such as 91350100M000100Y43",
     signInTitle: "Sign in",
     registerTitle: "Register as a bidder",
-    registerDone: "Registered: you are signed in",
+    registerSent: "Check your mailbox",
+    registerSentText:
+      "A message about this registration is on its way to {email}: follow it to go on. A new account is activated by the link in it, with your password. Nothing there? Look in the spam folder, or register again later.",
+    activateTitle: "Activate your bidder account",
+    activateText: "Enter the password you chose when you registered to activate the account.",
+    activate: "Activate and sign in",
+    account_error_activation_invalid:
+      "This activation link is unknown, already used or expired. Register again for a fresh one.",
+    account_error_invalid_credentials: "This is not the password chosen at registration.",
+    account_error_registration_unavailable:
+      "Self-registration is closed on this platform (it sends no email): ask the platform's administrator for an account.",
     noAccount: "No account yet? Register as a bidder",
     haveAccount: "Have an account? Sign in",
     signedOut: "You are signed out",
@@ -71,7 +90,8 @@ function formPage(main, title, controls, submitText, submit, footer) {
     try {
       await submit(new FormData(form));
     } catch (error) {
-      message.replaceChildren(notice(error.message, "error"));
+      const explained = `account_error_${error.type}`;
+      message.replaceChildren(notice(has(explained) ? t(explained) : error.message, "error"));
     } finally {
       button.disabled = false;
     }
@@ -128,7 +148,29 @@ function showRegister({ main }) {
           organization: { name: data.get("organization"), code: data.get("code").trim().toUpperCase() },
         },
       });
-      await signInWith(data.get("email"), data.get("password"));
+      // The same answer whatever came of it: what did goes to the mailbox.
+      main.replaceChildren(
+        h("h2", {}, t("registerSent")),
+        notice(t("registerSentText", { email: data.get("email").trim() }), "ok"),
+        h("p", {}, h("a", { href: "#/sign-in" }, t("haveAccount"))),
+      );
+    },
+    h("p", {}, h("a", { href: "#/sign-in" }, t("haveAccount"))),
+  );
+}
+
+function showActivate({ main, params: [token] }) {
+  formPage(
+    main,
+    t("activateTitle"),
+    [
+      h("p", {}, t("activateText")),
+      field(t("password"), input("password", "password", { autocomplete: "current-password" })),
+    ],
+    t("activate"),
+    async (data) => {
+      const user = await api("/auth/activate", { method: "POST", json: { token, password: data.get("password") } });
+      await signInWith(user.email, data.get("password"));
       await changed("#/");
     },
     h("p", {}, h("a", { href: "#/sign-in" }, t("haveAccount"))),
@@ -147,4 +189,5 @@ export async function signOut() {
 export const routes = [
   [/^\/sign-in(?:\?.*)?$/, showSignIn],
   [/^\/register$/, showRegister],
+  [/^\/activate\/([A-Za-z0-9_-]+)$/, showActivate],
 ];

@@ -20,6 +20,7 @@ from bidding.opening import events as ev
 from bidding.opening import pipeline
 from bidding.tenders.models import Bid, Tender, TenderStatus
 from tests.audit.conftest import Trail, summary
+from tests.auth.conftest import register_and_activate
 from tests.auth.test_bidder_keys import check, register
 from tests.auth.test_endpoints import REGISTER, registration
 from tests.factories import PASSWORD, bearer, create_user
@@ -84,17 +85,17 @@ class TestAccounts:
         assert "not the password at all" not in text and PASSWORD not in text
 
     async def test_a_registration_is_recorded_by_the_new_account(
-        self, client: httpx.AsyncClient, trail: Trail
+        self, client: httpx.AsyncClient, session: AsyncSession, trail: Trail
     ) -> None:
         body = registration()
-        answer = await client.post(REGISTER, json=body)
-        assert answer.status_code == 201, answer.text
-        again = await client.post(REGISTER, json=registration(email=body["email"]))
-        assert again.status_code == 409
+        user = await register_and_activate(client, session, body)
+        tried = registration(email=body["email"])
+        again = await client.post(REGISTER, json=tried)
+        assert again.status_code == 202
 
-        (entry,) = await trail.new()
-        user = answer.json()
-        assert summary(entry) == (
+        registered, activated, refused = await trail.new()
+        pending_until = registered.details["pending_until"]
+        assert summary(registered) == (
             "auth.registered",
             uuid.UUID(user["id"]),
             None,
@@ -104,6 +105,24 @@ class TestAccounts:
                 "role": "bidder",
                 "organization_id": user["organization"]["id"],
                 "organization_created": True,
+                "pending_until": pending_until,
+            },
+        )
+        assert summary(activated) == (
+            "auth.activated",
+            uuid.UUID(user["id"]),
+            None,
+            {"user_id": user["id"]},
+        )
+        # Who tried to register a taken address: for an administrator, never for the caller.
+        assert summary(refused) == (
+            "auth.registration_refused",
+            None,
+            None,
+            {
+                "email": user["email"],
+                "organization_code": tried["organization"]["code"],
+                "reason": "email_taken",
             },
         )
         assert body["password"] not in await trail.text()

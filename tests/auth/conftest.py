@@ -1,5 +1,6 @@
 """Auth-only fixtures: the app with probe routes guarded by each kind of dependency."""
 
+import re
 import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -7,6 +8,8 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.dependencies import (
     Admin,
@@ -15,7 +18,7 @@ from bidding.auth.dependencies import (
     OptionalUser,
     require_roles,
 )
-from bidding.auth.models import Role, User
+from bidding.auth.models import OutboxMessage, Role, User
 from tests.factories import PASSWORD
 
 probe = APIRouter()
@@ -80,3 +83,49 @@ async def sign_in(
     return await client.post(
         "/api/v1/auth/token", data={"username": email, "password": password, **form}
     )
+
+
+# --- the outbox: what registration tells, read as the mailbox would ------------------------
+
+ACTIVATION_LINK = re.compile(r"(\S+)/#/activate/([A-Za-z0-9_-]+)")
+
+
+async def messages_to(session: AsyncSession, email: str) -> list[OutboxMessage]:
+    """The outbox's messages to this address, oldest first, as stored now."""
+    found = await session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.to_address == email.strip().lower())
+        .order_by(OutboxMessage.created_at)
+        .execution_options(populate_existing=True)
+    )
+    return list(found.all())
+
+
+async def only_message_to(session: AsyncSession, email: str) -> OutboxMessage:
+    """The one message to this address, asserting there is exactly one."""
+    (message,) = await messages_to(session, email)
+    return message
+
+
+def activation_token(message: OutboxMessage) -> str:
+    """The token of the activation link in a message."""
+    assert message.kind == "activation", message.kind
+    assert message.body is not None
+    found = ACTIVATION_LINK.search(message.body)
+    assert found is not None, message.body
+    return found.group(2)
+
+
+async def register_and_activate(
+    client: httpx.AsyncClient, session: AsyncSession, body: dict[str, Any]
+) -> dict[str, Any]:
+    """Register through the API and follow the link of the message: the active account."""
+    answer = await client.post("/api/v1/auth/register", json=body)
+    assert answer.status_code == 202, answer.text
+    token = activation_token((await messages_to(session, body["email"]))[-1])
+    activated = await client.post(
+        "/api/v1/auth/activate", json={"token": token, "password": body["password"]}
+    )
+    assert activated.status_code == 200, activated.text
+    user: dict[str, Any] = activated.json()
+    return user

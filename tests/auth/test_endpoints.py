@@ -9,11 +9,18 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bidding.auth import service as auth_service
 from bidding.auth.models import AccessToken, LoginFailure, Role
 from bidding.auth.tokens import hash_token, new_token
 from bidding.db import utcnow
 from bidding.settings import Settings
-from tests.auth.conftest import sign_in
+from tests.auth.conftest import (
+    activation_token,
+    messages_to,
+    only_message_to,
+    register_and_activate,
+    sign_in,
+)
 from tests.factories import bearer, create_organization, create_user, credit_code
 
 REGISTER = "/api/v1/auth/register"
@@ -31,11 +38,21 @@ def registration(**changes: Any) -> dict[str, Any]:
 
 
 class TestRegister:
-    async def test_a_bidder_registers_and_signs_in(self, client: httpx.AsyncClient) -> None:
+    async def test_a_bidder_registers_activates_and_signs_in(
+        self, client: httpx.AsyncClient, session: AsyncSession
+    ) -> None:
         body = registration()
         response = await client.post(REGISTER, json=body)
-        assert response.status_code == 201
-        user = response.json()
+        assert response.status_code == 202
+        assert response.json()["status"] == "check_your_mailbox"
+        assert "password" not in response.text and "hash" not in response.text
+        token = activation_token(await only_message_to(session, body["email"]))
+
+        activated = await client.post(
+            "/api/v1/auth/activate", json={"token": token, "password": body["password"]}
+        )
+        assert activated.status_code == 200, activated.text
+        user = activated.json()
         assert user["email"] == body["email"].lower()
         assert user["role"] == "bidder"
         assert user["organization"]["code"] == body["organization"]["code"]
@@ -45,15 +62,17 @@ class TestRegister:
         me = await client.get("/api/v1/me", headers=bearer_header(token["access_token"]))
         assert me.json() == user
 
-    async def test_an_email_taken_in_another_case_is_a_conflict(
-        self, client: httpx.AsyncClient
+    async def test_an_email_taken_in_another_case_gets_the_same_answer_and_its_owner_a_message(
+        self, client: httpx.AsyncClient, session: AsyncSession
     ) -> None:
         first = registration()
-        assert (await client.post(REGISTER, json=first)).status_code == 201
+        await register_and_activate(client, session, first)
         again = registration(email=f"  {first['email'].swapcase()} ")
         response = await client.post(REGISTER, json=again)
-        assert response.status_code == 409
-        assert response.json()["type"] == "email_taken"
+        assert response.status_code == 202
+        assert response.json()["status"] == "check_your_mailbox"
+        kinds = [message.kind for message in await messages_to(session, first["email"])]
+        assert kinds == ["activation", "email_taken"]
 
     async def test_a_mistyped_credit_code_names_the_field(self, client: httpx.AsyncClient) -> None:
         code = credit_code()
@@ -92,8 +111,9 @@ class TestRegister:
         organization = await create_organization(session, name="Buyer Bureau")
         body = registration(organization={"name": "Buyer Bureau", "code": organization.code})
         response = await client.post(REGISTER, json=body)
-        assert response.status_code == 409
-        assert response.json()["type"] == "organization_registered"
+        assert response.status_code == 202
+        assert (await only_message_to(session, body["email"])).kind == "organization_registered"
+        assert await auth_service.get_user_by_email(session=session, email=body["email"]) is None
 
     async def test_a_body_that_is_not_json_is_refused(self, client: httpx.AsyncClient) -> None:
         response = await client.post(

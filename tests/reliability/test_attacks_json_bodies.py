@@ -84,6 +84,9 @@ JSON_TARGETS: dict[tuple[str, str], Callable[[World], Target]] = {
     ("POST", "/api/v1/auth/register"): lambda w: Target(
         "POST", "/api/v1/auth/register", {}, _registration()
     ),
+    ("POST", "/api/v1/auth/activate"): lambda w: Target(
+        "POST", "/api/v1/auth/activate", {}, {"token": "A" * 43, "password": "Tr0ub4dor&3 horse"}
+    ),
     ("PUT", "/api/v1/me/keys"): lambda w: Target(
         "PUT",
         "/api/v1/me/keys",
