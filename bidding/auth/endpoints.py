@@ -90,14 +90,18 @@ async def sign_in(
     the page in the cookie `bidding_csrf`): every request other than GET, HEAD and OPTIONS that
     relies on the cookie must send it back in the `X-CSRF-Token` header.
     """
-    client = request.client.host if request.client else "unknown"
+    client = security.client_address(request)
+    attempt = await auth_service.begin_sign_in(
+        session=session, email=form.username, client=client, settings=settings
+    )
+    # Committed before the wait: other instances count the attempt at once, and no connection
+    # of the pool (nor SQLite's write lock) is held while it waits.
+    await session.commit()
+    if attempt.delay > 0:
+        await security.rate_limits(request).pause(attempt.delay)
     try:
-        user = await auth_service.authenticate(
-            session=session,
-            email=form.username,
-            password=form.password,
-            client=client,
-            settings=settings,
+        user = await auth_service.finish_sign_in(
+            session=session, attempt=attempt, password=form.password, settings=settings
         )
     except Unauthorized:
         # The failure just recorded must outlive this failing request, or nothing is throttled.

@@ -1,5 +1,6 @@
 """Auth-only fixtures: the app with probe routes guarded by each kind of dependency."""
 
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -62,6 +63,30 @@ def app(app: FastAPI) -> FastAPI:
     """The app plus /api/v1/probe/* routes, one per guard."""
     app.include_router(probe, prefix="/api/v1/probe")
     return app
+
+
+class Pauses:
+    """The app's pauses on a clock of the test's: each is noted, none takes real time."""
+
+    def __init__(self) -> None:
+        self.waited: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waited.append(seconds)
+
+
+@pytest.fixture
+def pauses(app: FastAPI) -> Pauses:
+    """The waits the app imposes on sign-ins, noted instead of slept."""
+    pauses = Pauses()
+    app.state.rate_limits = dataclasses.replace(app.state.rate_limits, pause=pauses)
+    return pauses
+
+
+def client_from(app: FastAPI, address: str) -> httpx.AsyncClient:
+    """An HTTP client whose requests come from this address."""
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
 
 
 @pytest.fixture
