@@ -66,7 +66,8 @@ async def register(body: Registration, session: DbSession) -> UserRead:
     dependencies=[Depends(security.limit_sign_in)],
     responses={
         401: {"description": "invalid email or password"},
-        429: {"description": "too many sign-ins from this address, or failures for the account"},
+        403: {"description": "sent by another site's page (cross_site_request)"},
+        429: {"description": "too many sign-ins or failures from this address"},
     },
 )
 async def sign_in(
@@ -88,8 +89,19 @@ async def sign_in(
     With the extra form field `session=cookie` (a browser sign-in) the token is also set as the
     HttpOnly cookie `bidding_session`, and the answer carries a `csrf_token` (also readable by
     the page in the cookie `bidding_csrf`): every request other than GET, HEAD and OPTIONS that
-    relies on the cookie must send it back in the `X-CSRF-Token` header.
+    relies on the cookie must send it back in the `X-CSRF-Token` header. A cookie sign-in must
+    come from the platform's own page (its `Origin`, or `Sec-Fetch-Site: same-origin`), and no
+    sign-in may come from a page of another site that is not in BIDDING_CORS_ORIGINS: 403
+    `cross_site_request`.
+
+    Failures are throttled per address (429 with Retry-After); failures on the account from
+    elsewhere may make the answer wait up to `BIDDING_LOGIN_DELAY_MAX_SECONDS`.
     """
+    with_cookie = session_kind == "cookie"
+    # Another site's page could post its own credentials here and leave the victim's browser
+    # in the attacker's session (login CSRF: the bid sealed next would be the attacker's), or
+    # post wrong ones to throttle the victim's own address.
+    security.refuse_cross_site(request, settings, cookie=with_cookie)
     client = security.client_address(request)
     attempt = await auth_service.begin_sign_in(
         session=session, email=form.username, client=client, settings=settings
@@ -107,7 +119,6 @@ async def sign_in(
         # The failure just recorded must outlive this failing request, or nothing is throttled.
         await session.commit()
         raise
-    with_cookie = session_kind == "cookie"
     token, csrf_token, _ = await auth_service.issue_token(
         session=session, user=user, ttl_seconds=settings.token_ttl_seconds, with_csrf=with_cookie
     )

@@ -10,13 +10,13 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bidding import security
 from bidding.auth.dependencies import (
     SESSION_COOKIE,
     Bidder,
@@ -253,9 +253,9 @@ class _Close(Exception):
 
 def _same_origin(websocket: WebSocket) -> bool:
     # A browser sends the session cookie with a WebSocket opened by any site; only a page of
-    # ours may use it (Cross-Site WebSocket Hijacking).
+    # ours may use it (Cross-Site WebSocket Hijacking). A browser always sends Origin here.
     origin = websocket.headers.get("origin")
-    return origin is None or urlsplit(origin).netloc == websocket.headers.get("host")
+    return origin is None or security.own_origin(origin, host=websocket.headers.get("host"))
 
 
 async def _user_for(factory: async_sessionmaker[AsyncSession], token: str) -> User | None:

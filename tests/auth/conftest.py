@@ -101,7 +101,14 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def sign_in(
     client: httpx.AsyncClient, email: str, password: str = PASSWORD, **form: str
 ) -> httpx.Response:
-    """POST the OAuth2 password form."""
+    """POST the OAuth2 password form; a cookie sign-in as the platform's own page sends it."""
+    headers = BROWSER_SAME_ORIGIN if form.get("session") == "cookie" else {}
     return await client.post(
-        "/api/v1/auth/token", data={"username": email, "password": password, **form}
+        "/api/v1/auth/token",
+        data={"username": email, "password": password, **form},
+        headers=headers,
     )
+
+
+# What a browser adds to a POST from the platform's own page at http://testserver.
+BROWSER_SAME_ORIGIN = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
