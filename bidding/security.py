@@ -297,6 +297,13 @@ def refuse_cross_site(request: Request, settings: Settings, *, cookie: bool) -> 
         )
 
 
+async def refuse_other_sites(request: Request) -> None:
+    """Dependency: a sign-in sent by another site's page, refused before it counts for anything
+    (the address's rate limit included); the cookie sign-in's stricter rules come after."""
+    settings: Settings = request.app.state.settings
+    refuse_cross_site(request, settings, cookie=False)
+
+
 def secure_cookies(request: Request, settings: Settings) -> bool:
     """Whether cookies are Secure: as set (true in production), and always over HTTPS,
     including HTTPS that a trusted proxy reports."""

@@ -62,8 +62,9 @@ async def register(body: Registration, session: DbSession) -> UserRead:
 @router.post(
     "/auth/token",
     response_model_exclude_none=True,
-    # Before anything else: a flood of sign-ins must not spend an Argon2 hash each.
-    dependencies=[Depends(security.limit_sign_in)],
+    # Before anything else: a flood of sign-ins must not spend an Argon2 hash each, and
+    # another site's page must not spend the limit of the address its visitor shares.
+    dependencies=[Depends(security.refuse_other_sites), Depends(security.limit_sign_in)],
     responses={
         401: {"description": "invalid email or password"},
         403: {"description": "sent by another site's page (cross_site_request)"},
@@ -98,10 +99,10 @@ async def sign_in(
     elsewhere may make the answer wait up to `BIDDING_LOGIN_DELAY_MAX_SECONDS`.
     """
     with_cookie = session_kind == "cookie"
-    # Another site's page could post its own credentials here and leave the victim's browser
-    # in the attacker's session (login CSRF: the bid sealed next would be the attacker's), or
-    # post wrong ones to throttle the victim's own address.
-    security.refuse_cross_site(request, settings, cookie=with_cookie)
+    if with_cookie:
+        # Another site's page could post its own credentials here and leave the victim's
+        # browser in the attacker's session (login CSRF: the bid sealed next would be theirs).
+        security.refuse_cross_site(request, settings, cookie=True)
     client = security.client_address(request)
     attempt = await auth_service.begin_sign_in(
         session=session, email=form.username, client=client, settings=settings

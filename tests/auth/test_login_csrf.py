@@ -4,10 +4,12 @@ send; tests/browser/test_login_csrf.py has Chromium do it."""
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.models import AccessToken
+from bidding.ratelimit import Rate, RateLimits
 from bidding.settings import Settings
 from tests.factories import PASSWORD, create_user
 
@@ -127,5 +129,21 @@ class TestBearerSignIn:
             answer = await client.post(TOKEN, data=wrong, headers=CROSS_SITE["a current browser"])
             assert answer.status_code == 403
             assert answer.json()["type"] == "cross_site_request"
+        own = await cookie_sign_in(client, victim.email, OWN_PAGE["a current browser"])
+        assert own.status_code == 200
+
+    async def test_another_sites_page_cannot_spend_the_addresses_sign_in_rate(
+        self, app: FastAPI, client: httpx.AsyncClient, session: AsyncSession, settings: Settings
+    ) -> None:
+        app.state.rate_limits = RateLimits.of(
+            sign_in=Rate.parse("3/minute"),
+            registration=settings.rate_limit_registration,
+            submission=settings.rate_limit_submission,
+        )
+        victim = await create_user(session)
+        wrong = {"username": victim.email, "password": "a wrong password"}
+        for _ in range(5):
+            answer = await client.post(TOKEN, data=wrong, headers=CROSS_SITE["a current browser"])
+            assert answer.status_code == 403
         own = await cookie_sign_in(client, victim.email, OWN_PAGE["a current browser"])
         assert own.status_code == 200
