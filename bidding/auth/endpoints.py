@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from bidding import security
@@ -156,11 +156,19 @@ async def sign_out(
     response: Response,
     session: DbSession,
     settings: AppSettings,
+    background: BackgroundTasks,
     access_token: Annotated[AccessToken | None, Depends(optional_access_token)],
 ) -> None:
-    """Revoke the token of this request and clear the browser's cookies; safe to repeat."""
+    """Revoke the token of this request and clear the browser's cookies; safe to repeat.
+
+    The live-room connections the token opened close (4401): at once on this instance,
+    within BIDDING_SESSION_CHECK_SECONDS on the others."""
     if access_token is not None:
         await auth_service.revoke_token(session=session, access_token=access_token)
+        hub = getattr(request.app.state, "hub", None)
+        if hub is not None:
+            # After the commit, so that a connection closed for it finds the token revoked.
+            background.add_task(hub.end_session, access_token.id)
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(
             name, path="/", secure=security.secure_cookies(request, settings),

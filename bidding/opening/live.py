@@ -17,6 +17,7 @@ import functools
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -176,6 +177,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        # The connections' sessions: each connection's event, set when this process ends it.
+        self._sessions: dict[uuid.UUID, set[asyncio.Event]] = {}
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._tick(), name="hub-tick"))
@@ -195,6 +198,24 @@ class Hub:
         room = self.rooms.get(tender_id)
         if room is not None:
             room.wake()
+
+    @contextlib.contextmanager
+    def session_watch(self, token_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """An event set when a sign-out in this process ends the session (access token)."""
+        ended = asyncio.Event()
+        self._sessions.setdefault(token_id, set()).add(ended)
+        try:
+            yield ended
+        finally:
+            watching = self._sessions.get(token_id, set())
+            watching.discard(ended)
+            if not watching:
+                self._sessions.pop(token_id, None)
+
+    def end_session(self, token_id: uuid.UUID) -> None:
+        """The session was revoked (and committed): its connections here close at once."""
+        for ended in self._sessions.get(token_id, ()):
+            ended.set()
 
     def _wake_all(self) -> None:
         for room in self.rooms.values():
