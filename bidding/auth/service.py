@@ -238,7 +238,6 @@ class SignInAttempt:
 
     email: str
     client: str
-    at: datetime
     # Seconds to wait before the password is checked: failures on the account from elsewhere.
     delay: float
 
@@ -402,7 +401,7 @@ async def begin_sign_in(
         failures = await _account_failures(session=session, email=email, settings=settings, now=now)
         delay = sign_in_delay(failures=failures, settings=settings)
     await _record_failure(session=session, email=email, client=client, settings=settings, now=now)
-    return SignInAttempt(email=email, client=client, at=now, delay=delay)
+    return SignInAttempt(email=email, client=client, delay=delay)
 
 
 async def finish_sign_in(

@@ -6,7 +6,6 @@ import base64
 import collections
 import contextlib
 import json
-import logging
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -15,8 +14,6 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, StringConstraints
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bidding import security
@@ -40,7 +37,6 @@ from bidding.tenders.blobs import BlobStore
 from bidding.tenders.dependencies import ManagedTender, VisibleTender
 from bidding.tenders.models import Tender
 
-logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/tenders", tags=["opening"])
 
 Responses = dict[int | str, dict[str, Any]]
@@ -336,45 +332,17 @@ async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, 
     return tender_uuid, int(after_text), access
 
 
-async def _session_live(factory: async_sessionmaker[AsyncSession], token_id: uuid.UUID) -> bool:
-    """Whether the session is still good: not revoked, not expired, its user active."""
-    try:
-        async with factory() as session:
-            found = await session.scalar(
-                select(AccessToken.id)
-                .join(AccessToken.user)
-                .where(
-                    AccessToken.id == token_id,
-                    AccessToken.revoked_at.is_(None),
-                    AccessToken.expires_at > utcnow(),
-                    User.is_active.is_(True),
-                )
-            )
-    except (SQLAlchemyError, OSError):
-        # The database is away (the room cannot read events either): ask again next time.
-        logger.warning("live room: checking session %s failed", token_id, exc_info=True)
-        return True
-    return found is not None
-
-
-async def _watch_session(
-    factory: async_sessionmaker[AsyncSession],
-    access: AccessToken,
-    ended: asyncio.Event,
-    check_seconds: float,
-) -> None:
-    """Raise _Close(4401) when the session that admitted the connection ends: at its expiry,
-    at once on a sign-out in this process, within check_seconds on one elsewhere."""
+async def _watch_session(access: AccessToken, watch: live.SessionWatch) -> None:
+    """Raise _Close(4401) when the session that admitted the connection ends: at its expiry
+    (a timer), or when the hub says it was signed out or revoked."""
     while True:
         left = (access.expires_at - utcnow()).total_seconds()
         if left <= 0:
             raise _Close(CLOSE_UNAUTHENTICATED, "the session expired: sign in again")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ended.wait(), min(left, check_seconds))
-        if ended.is_set():
-            raise _Close(CLOSE_UNAUTHENTICATED, "the session ended: signed out")
-        if utcnow() < access.expires_at and not await _session_live(factory, access.id):
-            raise _Close(CLOSE_UNAUTHENTICATED, "the session was revoked: sign in again")
+            await asyncio.wait_for(watch.ended.wait(), left)
+        if watch.ended.is_set():
+            raise _Close(CLOSE_UNAUTHENTICATED, watch.reason)
 
 
 async def _send(websocket: WebSocket, watcher: live.Watcher) -> None:
@@ -443,8 +411,11 @@ async def live_room(websocket: WebSocket, tender_id: str) -> None:
         await websocket.close(refused.code, refused.reason)
         return
     with contextlib.ExitStack() as stack:
-        ended = None if access is None else stack.enter_context(hub.session_watch(access.id))
-        await _serve(websocket, hub, tender_uuid, after, access, ended)
+        watch = None
+        if access is not None:
+            check_seconds = websocket.app.state.settings.session_check_seconds
+            watch = stack.enter_context(hub.session_watch(access.id, check_seconds=check_seconds))
+        await _serve(websocket, hub, tender_uuid, after, access, watch)
 
 
 async def _serve(
@@ -453,7 +424,7 @@ async def _serve(
     tender_uuid: uuid.UUID,
     after: int,
     access: AccessToken | None,
-    ended: asyncio.Event | None,
+    watch: live.SessionWatch | None,
 ) -> None:
     room, watcher = await hub.join(tender_uuid, after)
     tasks: list[asyncio.Task[Any]] = []
@@ -472,13 +443,8 @@ async def _serve(
             asyncio.create_task(_receive(websocket, watcher, websocket.app.state.session_factory)),
             asyncio.create_task(watcher.fell_behind.wait()),
         ]
-        if access is not None and ended is not None:
-            check_seconds = websocket.app.state.settings.session_check_seconds
-            tasks.append(
-                asyncio.create_task(
-                    _watch_session(hub.session_factory, access, ended, check_seconds)
-                )
-            )
+        if access is not None and watch is not None:
+            tasks.append(asyncio.create_task(_watch_session(access, watch)))
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     except (WebSocketDisconnect, RuntimeError):
         return
