@@ -3,6 +3,7 @@ addresses gets 429s itself, while the victim's right password is taken at once f
 address and after a bounded wait from a new one (README, Security, "Sign-in throttle")."""
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 import httpx
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from bidding.app import create_app
 from bidding.auth import service as auth_service
 from bidding.auth.models import LoginFailure, SignInAddress
 from bidding.db import create_session_factory, utcnow
@@ -186,6 +188,38 @@ class TestTheGuessingRateIsBounded:
         statuses = sorted(a.status_code for a in answers)
         # Each attempt is counted before any password is checked: no burst slips past.
         assert statuses == [401] * settings.login_max_failures + [429] * 10
+
+
+class TestSeveralInstances:
+    async def test_two_instances_on_one_database_count_the_same_failures(
+        self, committing_app: FastAPI, engine: AsyncEngine, settings: Settings
+    ) -> None:
+        # Each instance has rate limits of its own in memory; the throttle is in the database.
+        second = create_app(settings, manage_state=False)
+        second.state.session_factory = create_session_factory(engine)
+        second.state.keys = committing_app.state.keys
+        instances = [committing_app, second]
+        for app in instances:
+            app.state.rate_limits = dataclasses.replace(app.state.rate_limits, pause=Pauses())
+        async with create_session_factory(engine)() as session:
+            victim = await create_user(session)
+            await session.commit()
+        home = await attempt(second, VICTIM_HOME, victim.email, PASSWORD)
+        assert home.status_code == 200
+
+        statuses = [
+            (await attempt(instances[n % 2], ATTACKERS[0], victim.email, WRONG)).status_code
+            for n in range(8)
+        ]
+        assert statuses == [401] * 5 + [429] * 3
+        for _ in range(5):  # the account's failures reach the most delay, on either instance
+            await attempt(committing_app, ATTACKERS[1], victim.email, WRONG)
+
+        # The victim, at home, on the other instance: at once; from a new address: bounded.
+        assert (await attempt(second, VICTIM_HOME, victim.email, PASSWORD)).status_code == 200
+        assert second.state.rate_limits.pause.waited == []
+        assert (await attempt(second, "192.0.2.88", victim.email, PASSWORD)).status_code == 200
+        assert second.state.rate_limits.pause.waited == [settings.login_delay_max_seconds]
 
 
 class TestTheDelay:
