@@ -262,7 +262,10 @@ def own_origin(origin: str, *, host: str | None, listed: Collection[str] = ()) -
     the listed origins. "null" (a sandboxed or data: page) names neither."""
     if origin in listed:
         return True
-    netloc = urlsplit(origin).netloc.lower()
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:  # "http://[" and the like: no origin of anyone
+        return False
     return bool(netloc) and host is not None and netloc == host.lower()
 
 

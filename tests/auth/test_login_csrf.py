@@ -29,6 +29,7 @@ CROSS_SITE = {
         "Sec-Fetch-Site": "same-site",
     },
     "a look-alike host": {"Origin": "http://testserver.evil.example"},
+    "an origin that is no URL": {"Origin": "http://[::1"},
     "neither header": {},
 }
 # The platform's own page: fetch() from http://testserver, as accounts.js does.
