@@ -1,4 +1,5 @@
-"""Rate limits: a token bucket per key, kept in this process's memory, on an injectable clock.
+"""Rate limits: a token bucket per key, kept in this process's memory, on an injectable clock;
+and the pause that sign-ins to an account under attack wait, on the same clock.
 
 Each instance counts for itself: behind a load balancer spreading requests over N instances,
 a client gets up to N times the rate. The limits are there to keep a flood from spending the
@@ -6,10 +7,11 @@ platform's CPU (Argon2) and disk; the per-account sign-in throttle, which must h
 instances, lives in the database (bidding.auth.service).
 """
 
+import asyncio
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,11 +89,12 @@ class RateLimiter:
 @dataclass(frozen=True)
 class RateLimits:
     """The app's limiters: sign-ins and registrations per client address, bid submissions
-    per bidding organization and tender."""
+    per bidding organization and tender; and how a request waits (`pause`, seconds)."""
 
     sign_in: RateLimiter
     registration: RateLimiter
     submission: RateLimiter
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     @classmethod
     def of(
@@ -101,9 +104,11 @@ class RateLimits:
         registration: Rate,
         submission: Rate,
         clock: Callable[[], float] = time.monotonic,
+        pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> "RateLimits":
         return cls(
             sign_in=RateLimiter(sign_in, clock=clock),
             registration=RateLimiter(registration, clock=clock),
             submission=RateLimiter(submission, clock=clock),
+            pause=pause,
         )

@@ -9,7 +9,8 @@ import hashlib
 import ipaddress
 import math
 import re
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from starlette.datastructures import MutableHeaders
@@ -17,7 +18,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bidding.auth.models import User
-from bidding.errors import BodyRefused, TooManyRequests, error_body
+from bidding.errors import BodyRefused, Forbidden, TooManyRequests, error_body
 from bidding.ratelimit import RateLimiter, RateLimits
 from bidding.settings import Settings
 
@@ -251,6 +252,59 @@ def limit_submission(request: Request, *, bidder: User, tender_id: Hashable) -> 
     """A bid upload, counted per bidding organization (or bidder) and tender."""
     key = (bidder.organization_id or bidder.id, tender_id)
     _spend(rate_limits(request).submission, key, "uploads for this tender")
+
+
+# --- who may start a browser session ------------------------------------------------------
+
+
+def own_origin(origin: str, *, host: str | None, listed: Collection[str] = ()) -> bool:
+    """Whether an Origin header names this app (the host the request was sent to) or one of
+    the listed origins. "null" (a sandboxed or data: page) names neither."""
+    if origin in listed:
+        return True
+    try:
+        netloc = urlsplit(origin).netloc.lower()
+    except ValueError:  # "http://[" and the like: no origin of anyone
+        return False
+    return bool(netloc) and host is not None and netloc == host.lower()
+
+
+def refuse_cross_site(request: Request, settings: Settings, *, cookie: bool) -> None:
+    """Forbidden for a sign-in that another site's page made the browser send.
+
+    A cookie sign-in (login CSRF: the victim's browser left in the attacker's session) must
+    come from the app's own page: `Sec-Fetch-Site: cross-site` is refused, and `Origin` must
+    be the app's own or one of BIDDING_CORS_ORIGINS, so a same-site page (a sibling
+    subdomain) counts only if listed. Without Origin only `Sec-Fetch-Site` same-origin or none
+    passes: browsers that send neither header do send Origin on a POST, so a request with
+    neither is no page's. A bearer sign-in (the command line, no header of either kind) is
+    refused only when a page of a site that is not listed sent it: that page could otherwise
+    spend the throttle of the victim's own address on the victim's account.
+    """
+    fetch_site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if origin is not None:
+        host = request.headers.get("host")
+        allowed = own_origin(origin, host=host, listed=settings.cors_origins)
+        if cookie and fetch_site == "cross-site":
+            allowed = False
+    elif cookie:
+        allowed = fetch_site in ("same-origin", "none")
+    else:
+        allowed = fetch_site != "cross-site"
+    if not allowed:
+        raise Forbidden(
+            "a sign-in must come from the platform's own pages "
+            "(Origin or Sec-Fetch-Site says another site's)",
+            type="cross_site_request",
+        )
+
+
+async def refuse_other_sites(request: Request) -> None:
+    """Dependency: a sign-in sent by another site's page, refused before it counts for anything
+    (the address's rate limit included); the cookie sign-in's stricter rules come after."""
+    settings: Settings = request.app.state.settings
+    refuse_cross_site(request, settings, cookie=False)
 
 
 def secure_cookies(request: Request, settings: Settings) -> bool:

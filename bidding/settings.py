@@ -95,8 +95,29 @@ class Settings(BaseSettings):
         le=3650,
         description="how far ahead a bid deadline may be set or amended to, in days",
     )
-    login_max_failures: int = Field(default=5, gt=0)
+    # --- signing in (README, Security: "Sign-in throttle" and "Sessions") ---
+    login_max_failures: int = Field(
+        default=5, gt=0, description="failed sign-ins per account and address in the window"
+    )
     login_window_seconds: int = Field(default=900, gt=0)
+    login_max_failures_per_address: int = Field(
+        default=20, gt=0, description="failed sign-ins per address over all accounts"
+    )
+    login_delay_max_seconds: float = Field(
+        default=10,
+        ge=0,
+        description="the longest wait that failures on an account impose on a sign-in to it "
+        "from an address it was not recently signed in from",
+    )
+    login_known_address_days: int = Field(
+        default=30, ge=0, description="how long an address stays known after a sign-in"
+    )
+    session_check_seconds: float = Field(
+        default=5,
+        gt=0,
+        description="how often a live-room connection checks that its session was not revoked",
+    )
+    # --- end of signing in ---
     cookie_secure: bool | None = Field(
         default=None, description="default: true in production; always over HTTPS"
     )

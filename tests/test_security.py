@@ -437,6 +437,7 @@ class TestSecureCookies:
         response = await client.post(
             "/api/v1/auth/token",
             data={"username": email, "password": PASSWORD, "session": "cookie"},
+            headers={"Origin": str(client.base_url).rstrip("/")},
         )
         assert response.status_code == 200, response.text
         assert response.headers["cache-control"] == "no-store"
@@ -494,7 +495,11 @@ class TestNoSecretInLogs:
         secrets_seen.append("not it at all")
         form = {"username": account["email"], "password": account["password"]}
         bearer_token = (await client.post("/api/v1/auth/token", data=form)).json()["access_token"]
-        cookie_answer = await client.post("/api/v1/auth/token", data=form | {"session": "cookie"})
+        cookie_answer = await client.post(
+            "/api/v1/auth/token",
+            data=form | {"session": "cookie"},
+            headers={"Origin": "http://testserver"},
+        )
         csrf = cookie_answer.json()["csrf_token"]
         secrets_seen += [bearer_token, cookie_answer.json()["access_token"], csrf]
 
@@ -656,7 +661,7 @@ def sign_in(served: Served, email: str, password: str, **headers: str) -> httpx.
         return http.post(
             "/api/v1/auth/token",
             data={"username": email, "password": password, "session": "cookie"},
-            headers=headers,
+            headers={"Origin": served.url, **headers},
         )
 
 
@@ -862,6 +867,7 @@ class TestServerOutput:
                     "password": account["password"],
                     "session": "cookie",
                 },
+                headers={"Origin": served.url},
             ).json()
             seen += [browser["access_token"], browser["csrf_token"]]
             signed_out = http.post(

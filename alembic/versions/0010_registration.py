@@ -1,7 +1,7 @@
 """Registration by email: pending accounts, the outbox, and organization name keys.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 
 Each existing organization gets the key of its name (bidding.auth.names.name_key). Where
 existing organizations already look alike, the oldest keeps the plain key, so that no new
@@ -20,7 +20,7 @@ import bidding.db
 from bidding.auth.names import name_key
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -142,11 +142,13 @@ async def read_outbox(
 @router.post(
     "/auth/token",
     response_model_exclude_none=True,
-    # Before anything else: a flood of sign-ins must not spend an Argon2 hash each.
-    dependencies=[Depends(security.limit_sign_in)],
+    # Before anything else: a flood of sign-ins must not spend an Argon2 hash each, and
+    # another site's page must not spend the limit of the address its visitor shares.
+    dependencies=[Depends(security.refuse_other_sites), Depends(security.limit_sign_in)],
     responses={
         401: {"description": "invalid email or password"},
-        429: {"description": "too many sign-ins from this address, or failures for the account"},
+        403: {"description": "sent by another site's page (cross_site_request)"},
+        429: {"description": "too many sign-ins or failures from this address"},
     },
 )
 async def sign_in(
@@ -168,22 +170,36 @@ async def sign_in(
     With the extra form field `session=cookie` (a browser sign-in) the token is also set as the
     HttpOnly cookie `bidding_session`, and the answer carries a `csrf_token` (also readable by
     the page in the cookie `bidding_csrf`): every request other than GET, HEAD and OPTIONS that
-    relies on the cookie must send it back in the `X-CSRF-Token` header.
+    relies on the cookie must send it back in the `X-CSRF-Token` header. A cookie sign-in must
+    come from the platform's own page (its `Origin`, or `Sec-Fetch-Site: same-origin`), and no
+    sign-in may come from a page of another site that is not in BIDDING_CORS_ORIGINS: 403
+    `cross_site_request`.
+
+    Failures are throttled per address (429 with Retry-After); failures on the account from
+    elsewhere may make the answer wait up to `BIDDING_LOGIN_DELAY_MAX_SECONDS`.
     """
-    client = request.client.host if request.client else "unknown"
+    with_cookie = session_kind == "cookie"
+    if with_cookie:
+        # Another site's page could post its own credentials here and leave the victim's
+        # browser in the attacker's session (login CSRF: the bid sealed next would be theirs).
+        security.refuse_cross_site(request, settings, cookie=True)
+    client = security.client_address(request)
+    attempt = await auth_service.begin_sign_in(
+        session=session, email=form.username, client=client, settings=settings
+    )
+    # Committed before the wait: other instances count the attempt at once, and no connection
+    # of the pool (nor SQLite's write lock) is held while it waits.
+    await session.commit()
+    if attempt.delay > 0:
+        await security.rate_limits(request).pause(attempt.delay)
     try:
-        user = await auth_service.authenticate(
-            session=session,
-            email=form.username,
-            password=form.password,
-            client=client,
-            settings=settings,
+        user = await auth_service.finish_sign_in(
+            session=session, attempt=attempt, password=form.password, settings=settings
         )
     except Unauthorized:
         # The failure just recorded must outlive this failing request, or nothing is throttled.
         await session.commit()
         raise
-    with_cookie = session_kind == "cookie"
     token, csrf_token, _ = await auth_service.issue_token(
         session=session, user=user, ttl_seconds=settings.token_ttl_seconds, with_csrf=with_cookie
     )
@@ -220,11 +236,19 @@ async def sign_out(
     response: Response,
     session: DbSession,
     settings: AppSettings,
+    background: BackgroundTasks,
     access_token: Annotated[AccessToken | None, Depends(optional_access_token)],
 ) -> None:
-    """Revoke the token of this request and clear the browser's cookies; safe to repeat."""
+    """Revoke the token of this request and clear the browser's cookies; safe to repeat.
+
+    The live-room connections the token opened close (4401): at once on this instance,
+    within BIDDING_SESSION_CHECK_SECONDS on the others."""
     if access_token is not None:
         await auth_service.revoke_token(session=session, access_token=access_token)
+        hub = getattr(request.app.state, "hub", None)
+        if hub is not None:
+            # After the commit, so that a connection closed for it finds the token revoked.
+            background.add_task(hub.end_session, access_token.id)
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(
             name, path="/", secure=security.secure_cookies(request, settings),

@@ -1,10 +1,21 @@
-"""Organizations, users, access tokens, failed logins and the outbox of messages."""
+"""Organizations, users, access tokens, failed sign-ins, the addresses sign-ins came from and
+the outbox of messages."""
 
 import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    Boolean,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bidding.db import Base, UTCDateTime, utcnow
@@ -79,7 +90,10 @@ class AccessToken(Base):
 
 
 class LoginFailure(Base):
-    """One failed sign-in, counted per account and per client address for throttling."""
+    """One failed sign-in, counted per account and per client address for throttling.
+
+    A row is written when an attempt is let through, before its password is checked, and
+    removed if it succeeds: concurrent attempts count before any of them is answered."""
 
     __tablename__ = "login_failures"
     __table_args__ = (
@@ -91,6 +105,19 @@ class LoginFailure(Base):
     email: Mapped[str] = mapped_column(String(254))
     client: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SignInAddress(Base):
+    """An address a user signed in from, and when last: other addresses' failures on the
+    account neither delay nor throttle a sign-in from it while it is recent."""
+
+    __tablename__ = "sign_in_addresses"
+    __table_args__ = (UniqueConstraint("user_id", "client"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    client: Mapped[str] = mapped_column(String(64))
+    signed_in_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class BidderKey(Base):

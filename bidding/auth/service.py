@@ -5,14 +5,14 @@ import math
 import unicodedata
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import anyio.to_thread
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from bidding.audit import service as audit
 from bidding.auth import mail, names, uscc
@@ -23,6 +23,7 @@ from bidding.auth.models import (
     Organization,
     OutboxMessage,
     Role,
+    SignInAddress,
     User,
 )
 from bidding.auth.names import clean_name
@@ -448,31 +449,126 @@ async def activate(*, session: AsyncSession, token: str, password: str) -> User:
 
 
 # --- signing in ----------------------------------------------------------------------------
+#
+# Who can hold up whom (README, Security, "Sign-in throttle"). Failures count per (account,
+# address) and per address: past the limits the address gets 429, the account does not. All
+# failures on an account, from every address, make a sign-in to it wait a little longer, up
+# to login_delay_max_seconds, but never refuse it; an address the account signed in from in
+# the last login_known_address_days neither waits nor counts other accounts' failures.
+
+
+@dataclass(frozen=True)
+class SignInAttempt:
+    """A sign-in let through the throttle, recorded as a failure until its password is right."""
+
+    email: str
+    client: str
+    # Seconds to wait before the password is checked: failures on the account from elsewhere.
+    delay: float
 
 
 async def _retry_after(
     *,
     session: AsyncSession,
-    key: InstrumentedAttribute[str],
-    value: str,
+    where: ColumnElement[bool],
+    limit: int,
     settings: Settings,
     now: datetime,
 ) -> int | None:
-    """Seconds until a sign-in for this email or client may be tried again; None if now."""
+    """Seconds until a sign-in past these failures may be tried again; None if now."""
     since = now - timedelta(seconds=settings.login_window_seconds)
     recent = (
         await session.scalars(
             select(LoginFailure.at)
-            .where(key == value, LoginFailure.at > since)
+            .where(where, LoginFailure.at > since)
             .order_by(LoginFailure.at.desc())
-            .limit(settings.login_max_failures)
+            .limit(limit)
         )
     ).all()
-    if len(recent) < settings.login_max_failures:
+    if len(recent) < limit:
         return None
-    # The count falls below the limit when the oldest of the last max_failures leaves the window.
+    # The count falls below the limit when the oldest of the last `limit` leaves the window.
     free_at = recent[-1] + timedelta(seconds=settings.login_window_seconds)
     return max(1, math.ceil((free_at - now).total_seconds()))
+
+
+def sign_in_delay(*, failures: int, settings: Settings) -> float:
+    """The wait before a sign-in to an account with this many recent failures is checked:
+    none for the first login_max_failures, then 1 s doubling with each, at most the setting."""
+    beyond = failures - settings.login_max_failures
+    if beyond < 0:
+        return 0.0
+    return float(min(settings.login_delay_max_seconds, 2 ** min(beyond, 32)))
+
+
+async def _account_failures(
+    *, session: AsyncSession, email: str, settings: Settings, now: datetime
+) -> int:
+    # Counted only as far as the delay still grows: a flood costs no longer a count.
+    enough = settings.login_max_failures + math.ceil(
+        math.log2(settings.login_delay_max_seconds + 1)
+    )
+    since = now - timedelta(seconds=settings.login_window_seconds)
+    recent = (
+        select(LoginFailure.id)
+        .where(LoginFailure.email == email, LoginFailure.at > since)
+        .limit(enough + 1)
+        .subquery()
+    )
+    count: int = await session.scalar(select(func.count()).select_from(recent)) or 0
+    return count
+
+
+async def _known_address(
+    *, session: AsyncSession, user: User | None, client: str, settings: Settings, now: datetime
+) -> bool:
+    if user is None:
+        return False
+    since = now - timedelta(days=settings.login_known_address_days)
+    found = await session.scalar(
+        select(SignInAddress.id).where(
+            SignInAddress.user_id == user.id,
+            SignInAddress.client == client,
+            SignInAddress.signed_in_at > since,
+        )
+    )
+    return found is not None
+
+
+async def _remember_address(
+    *, session: AsyncSession, user: User, client: str, settings: Settings, now: datetime
+) -> None:
+    await session.execute(
+        delete(SignInAddress).where(
+            SignInAddress.user_id == user.id,
+            SignInAddress.signed_in_at <= now - timedelta(days=settings.login_known_address_days),
+        )
+    )
+    known = await session.scalar(
+        select(SignInAddress).where(
+            SignInAddress.user_id == user.id, SignInAddress.client == client
+        )
+    )
+    if known is not None:
+        known.signed_in_at = now
+        return
+    try:
+        async with session.begin_nested():
+            session.add(SignInAddress(user_id=user.id, client=client, signed_in_at=now))
+            await session.flush()
+    except IntegrityError:
+        pass  # a sign-in from the same address at the same moment remembered it
+
+
+async def _lock_address(*, session: AsyncSession, client: str) -> None:
+    # The count and the new row must be one step, or attempts sent at once from one address
+    # all pass a count that none of them is in yet. SQLite's transactions take the write lock
+    # at their start (bidding.db); PostgreSQL takes this lock until the commit.
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"sign-in {client}"},
+        )
 
 
 async def _record_failure(
@@ -493,36 +589,61 @@ async def _record_failure(
     await session.flush()
 
 
-async def authenticate(
-    *, session: AsyncSession, email: str, password: str, client: str, settings: Settings
-) -> User:
-    """The active user with this email and password; Unauthorized or TooManyRequests otherwise.
+async def begin_sign_in(
+    *, session: AsyncSession, email: str, client: str, settings: Settings
+) -> SignInAttempt:
+    """Let a sign-in through the throttle (TooManyRequests if not) and record it as a failure.
 
-    A failure is recorded in the session (for the throttle and the audit trail) before
-    Unauthorized is raised: the caller commits it although the request fails, or the throttle
-    never sees it.
+    Checked before the password, so a throttled guesser learns nothing, right or wrong. The
+    caller commits, so that other instances count the attempt at once, then waits the
+    attempt's delay, then calls finish_sign_in.
     """
     email = login_email(email)
     client = client[:CLIENT_MAX_LENGTH]
     now = utcnow()
+    await _lock_address(session=session, client=client)
+    user = await get_user_by_email(session=session, email=email)
+    known = await _known_address(
+        session=session, user=user, client=client, settings=settings, now=now
+    )
+    pair: ColumnElement[bool] = (LoginFailure.email == email) & (LoginFailure.client == client)
+    limits = [(pair, settings.login_max_failures)]
+    if not known:
+        # A known address is held up by its own failures on this account alone: a guesser
+        # sharing it (an office's NAT) cannot lock the account's user out by failing elsewhere.
+        limits.append((LoginFailure.client == client, settings.login_max_failures_per_address))
     waits = [
-        await _retry_after(session=session, key=key, value=value, settings=settings, now=now)
-        for key, value in ((LoginFailure.email, email), (LoginFailure.client, client))
+        await _retry_after(session=session, where=where, limit=limit, settings=settings, now=now)
+        for where, limit in limits
     ]
     wait = max((w for w in waits if w is not None), default=None)
     if wait is not None:
-        # Checked before the password, so a blocked guesser learns nothing, right or wrong.
-        raise TooManyRequests("too many failed sign-ins; try again later", retry_after=wait)
+        raise TooManyRequests(
+            "too many failed sign-ins from this address; try again later", retry_after=wait
+        )
+    delay = 0.0
+    if not known:
+        failures = await _account_failures(session=session, email=email, settings=settings, now=now)
+        delay = sign_in_delay(failures=failures, settings=settings)
+    await _record_failure(session=session, email=email, client=client, settings=settings, now=now)
+    return SignInAttempt(email=email, client=client, delay=delay)
 
+
+async def finish_sign_in(
+    *, session: AsyncSession, attempt: SignInAttempt, password: str, settings: Settings
+) -> User:
+    """The active user of the attempt's email with this password; Unauthorized otherwise.
+
+    A failure leaves the attempt's row and an audit entry in the session: the caller commits
+    them although the request fails, or the throttle never sees it.
+    """
+    email, client = attempt.email, attempt.client
     user = await get_user_by_email(session=session, email=email)
     # verify_password spends the same time on an unknown email as on a wrong password.
     valid = await anyio.to_thread.run_sync(
         verify_password, user.password_hash if user else None, password
     )
     if user is None or not valid or not user.is_active:
-        await _record_failure(
-            session=session, email=email, client=client, settings=settings, now=now
-        )
         # The caller shows none of this; the audit trail tells an administrator which it was.
         reason = (
             "unknown_account" if user is None else "wrong_password" if not valid else "inactive"
@@ -542,15 +663,29 @@ async def authenticate(
 
     if needs_rehash(user.password_hash):
         user.password_hash = await anyio.to_thread.run_sync(hash_password, password)
-    # A success forgives this address's typos on this account. Failures from other addresses
-    # still count against the account: they may be someone guessing.
+    # A success forgives this address's typos on this account, and this attempt's own row.
+    # Failures from other addresses still count against the account: they may be a guesser.
     await session.execute(
         delete(LoginFailure).where(LoginFailure.email == email, LoginFailure.client == client)
+    )
+    await _remember_address(
+        session=session, user=user, client=client, settings=settings, now=utcnow()
     )
     await audit.record(
         session=session, action="auth.signed_in", details={"client": client}, actor=user
     )
     return user
+
+
+async def authenticate(
+    *, session: AsyncSession, email: str, password: str, client: str, settings: Settings
+) -> User:
+    """begin_sign_in and finish_sign_in in one transaction, without the wait: for callers
+    in this process (the demo). The HTTP sign-in commits and waits in between."""
+    attempt = await begin_sign_in(session=session, email=email, client=client, settings=settings)
+    return await finish_sign_in(
+        session=session, attempt=attempt, password=password, settings=settings
+    )
 
 
 # --- tokens --------------------------------------------------------------------------------

@@ -10,13 +10,13 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bidding import security
 from bidding.auth.dependencies import (
     SESSION_COOKIE,
     Bidder,
@@ -25,7 +25,7 @@ from bidding.auth.dependencies import (
     OptionalUser,
     find_access_token,
 )
-from bidding.auth.models import User
+from bidding.auth.models import AccessToken, User
 from bidding.crypto import age
 from bidding.db import Session, iso_utc, utcnow
 from bidding.errors import Unprocessable
@@ -255,15 +255,19 @@ class _Close(Exception):
 
 def _same_origin(websocket: WebSocket) -> bool:
     # A browser sends the session cookie with a WebSocket opened by any site; only a page of
-    # ours may use it (Cross-Site WebSocket Hijacking).
+    # ours may use it (Cross-Site WebSocket Hijacking). A browser always sends Origin here.
     origin = websocket.headers.get("origin")
-    return origin is None or urlsplit(origin).netloc == websocket.headers.get("host")
+    return origin is None or security.own_origin(origin, host=websocket.headers.get("host"))
+
+
+async def _session_for(factory: async_sessionmaker[AsyncSession], token: str) -> AccessToken | None:
+    async with factory() as session:
+        return await find_access_token(session=session, token=token)
 
 
 async def _user_for(factory: async_sessionmaker[AsyncSession], token: str) -> User | None:
-    async with factory() as session:
-        access = await find_access_token(session=session, token=token)
-        return None if access is None else access.user
+    access = await _session_for(factory, token)
+    return None if access is None else access.user
 
 
 def _message(kind: str, **fields: Any) -> str:
@@ -291,8 +295,9 @@ async def _first_message_token(websocket: WebSocket) -> str:
     raise _Close(CLOSE_UNAUTHENTICATED, "the first message must be the auth message")
 
 
-async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, User | None]:
-    """Who is watching which tender from where; _Close when they may not."""
+async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, AccessToken | None]:
+    """Which tender is watched from where, and the session that was needed to watch it (None
+    for a public opening); _Close when it may not be watched."""
     # The hub's sessions: for reads, and on SQLite ones that never wait for a writer.
     factory = websocket.app.state.hub.session_factory
     after_text = websocket.query_params.get("after", "0")
@@ -304,28 +309,44 @@ async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, 
         tender_uuid = uuid.UUID(tender_id)
     except ValueError:
         raise _Close(CLOSE_NOT_FOUND, f"no tender {tender_id}") from None
-    user = None
+    access = None
     cookie = websocket.cookies.get(SESSION_COOKIE)
     if cookie and _same_origin(websocket):
-        user = await _user_for(factory, cookie)
+        access = await _session_for(factory, cookie)
     # No session is open while the client is waited for: a silent client must hold no
     # connection of the pool, and on SQLite no write lock.
     async with factory() as session:
         tender = await opening_service.watchable(
-            session=session, tender_id=tender_uuid, viewer=user
+            session=session, tender_id=tender_uuid, viewer=None if access is None else access.user
         )
     if tender is None:
         raise _Close(CLOSE_NOT_FOUND, f"no tender {tender_id}")
     if tender.public_opening:
-        return tender_uuid, int(after_text), user
-    if user is None:
-        user = await _user_for(factory, await _first_message_token(websocket))
-        if user is None:
+        # Anyone may watch: a session adds nothing, and its end takes nothing away.
+        return tender_uuid, int(after_text), None
+    if access is None:
+        access = await _session_for(factory, await _first_message_token(websocket))
+        if access is None:
             raise _Close(CLOSE_UNAUTHENTICATED, "the token is invalid, expired or revoked")
     async with factory() as session:
-        if not await opening_service.is_participant(session=session, tender=tender, viewer=user):
+        if not await opening_service.is_participant(
+            session=session, tender=tender, viewer=access.user
+        ):
             raise _Close(CLOSE_FORBIDDEN, "only the tender's participants may watch its opening")
-    return tender_uuid, int(after_text), user
+    return tender_uuid, int(after_text), access
+
+
+async def _watch_session(access: AccessToken, watch: live.SessionWatch) -> None:
+    """Raise _Close(4401) when the session that admitted the connection ends: at its expiry
+    (a timer), or when the hub says it was signed out or revoked."""
+    while True:
+        left = (access.expires_at - utcnow()).total_seconds()
+        if left <= 0:
+            raise _Close(CLOSE_UNAUTHENTICATED, "the session expired: sign in again")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(watch.ended.wait(), left)
+        if watch.ended.is_set():
+            raise _Close(CLOSE_UNAUTHENTICATED, watch.reason)
 
 
 async def _send(websocket: WebSocket, watcher: live.Watcher) -> None:
@@ -382,16 +403,33 @@ async def live_room(websocket: WebSocket, tender_id: str) -> None:
 
     Sign in with the session cookie or a first message {"type": "auth", "token": …}; anyone
     may watch a public opening. A {"type": "tick", "server_time": …} comes every 5 seconds.
-    Closes with 4401 (unauthenticated), 4403 (not a participant), 4404 (no such tender) and
-    4008 (fell behind: reconnect with the `after` given in the reason).
+    Closes with 4401 (unauthenticated, or the session that admitted the connection to a
+    private opening expired or was revoked), 4403 (not a participant), 4404 (no such tender)
+    and 4008 (fell behind: reconnect with the `after` given in the reason).
     """
     await websocket.accept()
     hub: live.Hub = websocket.app.state.hub
     try:
-        tender_uuid, after, _user = await _admit(websocket, tender_id)
+        tender_uuid, after, access = await _admit(websocket, tender_id)
     except _Close as refused:
         await websocket.close(refused.code, refused.reason)
         return
+    with contextlib.ExitStack() as stack:
+        watch = None
+        if access is not None:
+            check_seconds = websocket.app.state.settings.session_check_seconds
+            watch = stack.enter_context(hub.session_watch(access.id, check_seconds=check_seconds))
+        await _serve(websocket, hub, tender_uuid, after, access, watch)
+
+
+async def _serve(
+    websocket: WebSocket,
+    hub: live.Hub,
+    tender_uuid: uuid.UUID,
+    after: int,
+    access: AccessToken | None,
+    watch: live.SessionWatch | None,
+) -> None:
     room, watcher = await hub.join(tender_uuid, after)
     tasks: list[asyncio.Task[Any]] = []
     try:
@@ -409,6 +447,8 @@ async def live_room(websocket: WebSocket, tender_id: str) -> None:
             asyncio.create_task(_receive(websocket, watcher, websocket.app.state.session_factory)),
             asyncio.create_task(watcher.fell_behind.wait()),
         ]
+        if access is not None and watch is not None:
+            tasks.append(asyncio.create_task(_watch_session(access, watch)))
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     except (WebSocketDisconnect, RuntimeError):
         return
@@ -422,6 +462,8 @@ async def live_room(websocket: WebSocket, tender_id: str) -> None:
         close = _Close(CLOSE_FELL_BEHIND, f"fell behind: reconnect with after={watcher.sent_seq}")
     elif tasks[1] in done:
         close = tasks[1].exception()
+    elif len(tasks) > 3 and tasks[3] in done:
+        close = tasks[3].exception()
     if isinstance(close, _Close):
         # A client that cannot even take the close frame in time is dropped (1006); it resumes
         # from the last seq it holds, which is all the reason would have said.

@@ -17,12 +17,15 @@ import functools
 import json
 import logging
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bidding.auth.models import AccessToken, User
 from bidding.db import iso_utc, utcnow
 from bidding.opening import events as ev
 
@@ -157,8 +160,49 @@ class Room:
                 return
 
 
+SIGNED_OUT = "the session ended: signed out"
+REVOKED = "the session was revoked: sign in again"
+_SESSION_PAGE = 500
+
+
+class SessionWatch:
+    """A connection's view of the session that admitted it: ended, and why."""
+
+    def __init__(self) -> None:
+        self.ended = asyncio.Event()
+        self.reason = ""
+
+    def end(self, reason: str) -> None:
+        if not self.ended.is_set():
+            self.reason = reason
+            self.ended.set()
+
+
+async def _live_sessions(
+    factory: async_sessionmaker[AsyncSession], token_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Those of the tokens that are still good: not revoked, not expired, their user active."""
+    live: set[uuid.UUID] = set()
+    async with factory() as session:
+        for start in range(0, len(token_ids), _SESSION_PAGE):
+            page = token_ids[start : start + _SESSION_PAGE]
+            found = await session.scalars(
+                select(AccessToken.id)
+                .join(AccessToken.user)
+                .where(
+                    AccessToken.id.in_(page),
+                    AccessToken.revoked_at.is_(None),
+                    AccessToken.expires_at > utcnow(),
+                    User.is_active.is_(True),
+                )
+            )
+            live.update(found)
+    return live
+
+
 class Hub:
-    """The rooms of this process, their ticks, and the PostgreSQL listener."""
+    """The rooms of this process, their ticks, the PostgreSQL listener, and the sessions that
+    admitted connections."""
 
     def __init__(
         self,
@@ -176,6 +220,9 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()
         self._listener: asyncpg.Connection | None = None
+        # The sessions (access tokens) that admitted connections, and their watches.
+        self._sessions: dict[uuid.UUID, set[SessionWatch]] = {}
+        self._session_checks: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._tick(), name="hub-tick"))
@@ -183,6 +230,8 @@ class Hub:
             self._tasks.append(asyncio.create_task(self._listen(), name="hub-listen"))
 
     async def stop(self) -> None:
+        if self._session_checks is not None:
+            self._tasks.append(self._session_checks)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -195,6 +244,44 @@ class Hub:
         room = self.rooms.get(tender_id)
         if room is not None:
             room.wake()
+
+    @contextlib.contextmanager
+    def session_watch(self, token_id: uuid.UUID, *, check_seconds: float) -> Iterator[SessionWatch]:
+        """A watch that ends when the session does: at once on a sign-out in this process,
+        within check_seconds on one elsewhere (every watched token is read in one query)."""
+        if self._session_checks is None or self._session_checks.done():
+            self._session_checks = asyncio.create_task(
+                self._check_sessions(check_seconds), name="hub-sessions"
+            )
+        watch = SessionWatch()
+        self._sessions.setdefault(token_id, set()).add(watch)
+        try:
+            yield watch
+        finally:
+            watching = self._sessions.get(token_id, set())
+            watching.discard(watch)
+            if not watching:
+                self._sessions.pop(token_id, None)
+
+    def end_session(self, token_id: uuid.UUID, reason: str = SIGNED_OUT) -> None:
+        """The session ended (its end committed): its connections here close at once."""
+        for watch in tuple(self._sessions.get(token_id, ())):
+            watch.end(reason)
+
+    async def _check_sessions(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            watched = list(self._sessions)
+            try:
+                live = await _live_sessions(self.session_factory, watched)
+            except Exception:  # the database may be back at the next check
+                logger.warning(
+                    "live rooms: checking %d sessions failed", len(watched), exc_info=True
+                )
+                continue
+            for token_id in watched:
+                if token_id not in live:
+                    self.end_session(token_id, REVOKED)
 
     def _wake_all(self) -> None:
         for room in self.rooms.values():

@@ -1,5 +1,6 @@
 """Auth-only fixtures: the app with probe routes guarded by each kind of dependency."""
 
+import dataclasses
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -67,6 +68,30 @@ def app(app: FastAPI) -> FastAPI:
     return app
 
 
+class Pauses:
+    """The app's pauses on a clock of the test's: each is noted, none takes real time."""
+
+    def __init__(self) -> None:
+        self.waited: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waited.append(seconds)
+
+
+@pytest.fixture
+def pauses(app: FastAPI) -> Pauses:
+    """The waits the app imposes on sign-ins, noted instead of slept."""
+    pauses = Pauses()
+    app.state.rate_limits = dataclasses.replace(app.state.rate_limits, pause=pauses)
+    return pauses
+
+
+def client_from(app: FastAPI, address: str) -> httpx.AsyncClient:
+    """An HTTP client whose requests come from this address."""
+    transport = httpx.ASGITransport(app=app, client=(address, 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client with an address of its own, so throttling counts only this test's calls."""
@@ -79,9 +104,12 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def sign_in(
     client: httpx.AsyncClient, email: str, password: str = PASSWORD, **form: str
 ) -> httpx.Response:
-    """POST the OAuth2 password form."""
+    """POST the OAuth2 password form; a cookie sign-in as the platform's own page sends it."""
+    headers = BROWSER_SAME_ORIGIN if form.get("session") == "cookie" else {}
     return await client.post(
-        "/api/v1/auth/token", data={"username": email, "password": password, **form}
+        "/api/v1/auth/token",
+        data={"username": email, "password": password, **form},
+        headers=headers,
     )
 
 
@@ -129,3 +157,7 @@ async def register_and_activate(
     assert activated.status_code == 200, activated.text
     user: dict[str, Any] = activated.json()
     return user
+
+
+# What a browser adds to a POST from the platform's own page at http://testserver.
+BROWSER_SAME_ORIGIN = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}

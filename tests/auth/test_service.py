@@ -206,7 +206,7 @@ class TestAuthenticate:
                 session=session,
                 email="x@example.com",
                 password=PASSWORD,
-                client="elsewhere",
+                client="198.51.100.8",
                 settings=settings,
             )
         assert 0 < refused.value.extra["retry_after"] <= settings.login_window_seconds
