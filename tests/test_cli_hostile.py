@@ -35,13 +35,14 @@ MIB = 1024 * 1024
 
 
 def bidding(
-    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None
+    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
         [sys.executable, "-m", "bidding", *args],
         input=stdin,
         capture_output=True,
         env=env,
+        cwd=cwd,
         timeout=120,
     )
 
@@ -488,13 +489,22 @@ class TestHostileServers:
         assert_one_clear_line(result, ("reading your keys", "GET /api/v1/me/keys"))
 
     def test_reveal(
-        self, hostile_server: HostileServer, identity_file: tuple[Path, age.Identity]
+        self,
+        hostile_server: HostileServer,
+        identity_file: tuple[Path, age.Identity],
+        tmp_path: Path,
     ) -> None:
+        # The bidder's own receipt is checked with the platform's keys before the header is
+        # asked for: the hostile answer meets the client there.
+        receipt = tmp_path / f"receipt-{TENDER_ID}-v1.json"
+        body = {"kind": "bid", "tender_id": TENDER_ID, "version": 1, "header_sha256": "0" * 64}
+        receipt.write_text(json.dumps({"body": body, "key_id": "k", "signature": "s"}))
         result = bidding(
             "reveal", "--server", hostile_server.url, "--tender", TENDER_ID, "--token", "t",
             "-i", str(identity_file[0]),
+            cwd=tmp_path,
         )  # fmt: skip
-        assert_one_clear_line(result, ("reading your bid", "/bids/mine/header"))
+        assert_one_clear_line(result, ("fetching the platform's keys", "GET /api/v1/keys"))
 
 
 class TestSpecificServerAnswers:

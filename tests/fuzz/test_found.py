@@ -92,7 +92,7 @@ class TestReceiptFileNestedTooDeep:
             timeout=120,
         )
         assert result.returncode == 1
-        assert result.stderr == f"bidding: error: {path}: not a JSON receipt\n"
+        assert result.stderr == f"bidding: error: {path}: not a JSON receipt (nested too deeply)\n"
 
 
 class TestLowOrderRecipient:
