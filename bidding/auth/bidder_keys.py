@@ -102,7 +102,15 @@ async def challenge(*, session: AsyncSession, bidder: User) -> tuple[str, dateti
     """A new random value sealed to the current key (base64 of the age file), and its expiry."""
     key = await _key_to_check(session=session, bidder=bidder)
     value = _CHALLENGE_PREFIX + secrets.token_urlsafe(32)
-    sealed = age.seal_bytes(value.encode("utf-8"), [age.Recipient.parse(key.recipient)])
+    try:
+        recipient = age.Recipient.parse(key.recipient)
+    except age.KeyFormatError:
+        # Registered before such keys were refused (a low-order point): nothing opens for it.
+        raise Conflict(
+            "the registered key cannot be sealed to; register a new one (bidding keygen)",
+            type="key_unusable",
+        ) from None
+    sealed = age.seal_bytes(value.encode("utf-8"), [recipient])
     key.challenge_sha256 = hash_token(value)
     key.challenge_expires_at = utcnow() + CHALLENGE_TTL
     await session.flush()
