@@ -36,7 +36,7 @@ class Decrypted:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A bid that did not open, with the reason of DESIGN §5 and a sentence saying why."""
+    """A bid that did not open: its reason (docs/architecture.md, The opening) and why."""
 
     reason: RejectReason
     detail: str

@@ -15,7 +15,7 @@ from bidding.opening.models import Opening, OpeningEvent
 
 Envelope = dict[str, Any]
 
-# Events DESIGN §5 names, in pipeline order; the room's own events come with issue 6.
+# The pipeline's events, in order (docs/architecture.md, The opening).
 STARTED = "opening.started"
 LOG_SEALED = "log.sealed"
 BIDS_LISTED = "bids.listed"

@@ -1,10 +1,12 @@
 """Reading a decrypted bid: its plaintext checked against the tender's bid form, or refused.
 
 The plaintext is untrusted input, opened in the opening's worker thread. It is either the bid
-form as a JSON object, or a ZIP archive with `bid.json` at its root plus documents (DESIGN §4).
+form as a JSON object, or a ZIP archive with `bid.json` at its root plus documents
+(docs/architecture.md, Sealed bids and receipts).
 Every read is bounded before it is made, so no plaintext can make the opening run out of memory
 or time, and no name in an archive can point outside it when an auditor unpacks it. A refusal
-is a `FormError` whose reason is the `bid.rejected` reason of DESIGN §5.
+is a `FormError` whose reason is the `bid.rejected` reason in docs/architecture.md,
+The opening.
 """
 
 import hashlib

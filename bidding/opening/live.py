@@ -1,9 +1,9 @@
 """Live opening rooms: one hub per process, a room per tender, each event encoded once for all.
 
-A room reads its tender's events from the table (DESIGN §1.2: the table is the truth, the
-room a cache) whenever it is woken: by this process after a commit, by PostgreSQL NOTIFY for
-commits on other instances, and by the room's own tick as a safety net. Because it always
-reads "every seq above the last one it has", it delivers in order, without gaps or
+A room reads its tender's events from the table (docs/architecture.md, Principles: the table is
+the truth, the room a cache) whenever it is woken: by this process after a commit, by PostgreSQL
+NOTIFY for commits on other instances, and by the room's own tick as a safety net. Because it
+always reads "every seq above the last one it has", it delivers in order, without gaps or
 duplicates, whatever the wake-ups (lost, late or repeated) were.
 
 Each watcher may fall only so far behind. The room never waits for a watcher: one that cannot

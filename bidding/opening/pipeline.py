@@ -1,4 +1,6 @@
-"""The opening of a tender at its deadline (DESIGN §5), exactly once and resumable.
+"""The opening of a tender at its deadline, exactly once and resumable.
+
+The steps and their events are those of docs/architecture.md, The opening.
 
 Each step is one transaction that writes the step's result and its event together, under the
 condition that this instance still holds the opening's lease. What has been done is read back

@@ -1,9 +1,9 @@
 """Deadline-driven openings: one APScheduler job per tender, rebuilt from the database.
 
-The jobs are a cache of the tenders table (DESIGN §1.2): at start-up, after every publish,
-amendment or cancellation here, and every few seconds for changes made by other instances,
-the jobs are made to match the published tenders' deadlines. Every instance schedules every
-deadline; the compare-and-set in the pipeline lets exactly one of them open the tender.
+The jobs are a cache of the tenders table (docs/architecture.md, Principles): at start-up, after
+every publish, amendment or cancellation here, and every few seconds for changes made by other
+instances, the jobs are made to match the published tenders' deadlines. Every instance schedules
+every deadline; the compare-and-set in the pipeline lets exactly one of them open the tender.
 
 The same scheduler signs the audit trail's moved chain heads at intervals
 (bidding.audit.anchors): every instance tries, one anchor per head is made.

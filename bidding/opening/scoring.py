@@ -1,8 +1,10 @@
-"""Scoring and ranking of the valid bids by the tender's method (DESIGN §6), in Decimal.
+"""Scoring and ranking of the valid bids by the tender's method, in Decimal.
+
+The rules are those of docs/architecture.md, Scoring.
 
 Pure: no FastAPI, no database. The caller decides which bids are valid (decrypted, form valid,
 floor <= price <= ceiling) and passes them as candidates; this module ranks what it is given.
-Every rule of the ranking is a total order: after the rules of §6 the bid id breaks a tie,
+Every rule of the ranking is a total order: after the method's own rules the bid id breaks a tie,
 so the ranking never depends on the order the bids arrive in and no two bids share a rank.
 """
 

@@ -23,7 +23,7 @@ from bidding.db import Base, UTCDateTime, utcnow
 
 
 class TenderStatus(enum.StrEnum):
-    """The lifecycle of DESIGN §3."""
+    """The lifecycle of docs/architecture.md, "The life of a tender"."""
 
     draft = "draft"
     published = "published"

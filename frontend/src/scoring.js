@@ -1,5 +1,5 @@
 // The scoring method of a tender: the officer's editor for its parameters, and the formula
-// in words (DESIGN.md §6), in the reader's language, redrawn as the parameters change.
+// in words (docs/architecture.md, Scoring), in the reader's language, redrawn as the parameters change.
 import { field, h } from "./dom.js";
 import { addTexts, t } from "./i18n.js";
 

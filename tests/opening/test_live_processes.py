@@ -1,4 +1,4 @@
-"""Live opening rooms across real server processes (DESIGN §9): two `bidding serve` instances
+"""Live opening rooms across real server processes: two `bidding serve` instances
 on one PostgreSQL database, anonymous watchers of a public opening on both, and the opening run
 by whichever instance wins the deadline.
 

@@ -1,4 +1,4 @@
-"""The live opening room in process (DESIGN §5, §7): uvicorn in the test loop serving the app
+"""The live opening room in process: uvicorn in the test loop serving the app
 with a hub, real WebSocket clients, and the opening run by the pipeline as the scheduler runs it.
 
 What a watcher receives must be the opening's events exactly: every seq once, in order, equal

@@ -1,4 +1,4 @@
-"""The opening through the API, as bidders, officers and auditors see it (DESIGN §4-§7).
+"""The opening through the API, as bidders, officers and auditors see it.
 
 Each class runs whole openings on real transactions (SQLite and PostgreSQL) and checks what a
 user relies on: the scores and ranking, why a tender failed, why a bid was rejected, that an
@@ -81,7 +81,7 @@ def assert_each_step_once(events: list[dict[str, Any]]) -> None:
 
 
 def zip_bid(bid_form: dict[str, Any], documents: dict[str, bytes]) -> bytes:
-    """A ZIP plaintext: bid.json at its root plus documents (DESIGN §4)."""
+    """A ZIP plaintext: bid.json at its root plus documents."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("bid.json", canonical_json(bid_form))

@@ -1,4 +1,4 @@
-"""Openings across real server processes (DESIGN §5, §9): `bidding serve` killed with SIGKILL
+"""Openings across real server processes: `bidding serve` killed with SIGKILL
 in the middle of decryption and started again, and two instances on one PostgreSQL database.
 
 Every test starts its own servers on a fresh database and kills them all when it ends. The

@@ -1,4 +1,7 @@
-"""Tests for scoring: the ranking and every score match the formulas of DESIGN §6, to the cent."""
+"""Tests for scoring: the ranking and every score match the formulas, to the cent.
+
+The formulas are those of docs/architecture.md, Scoring.
+"""
 
 import decimal
 import hashlib

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability suite (issue 9), shared with the opening tests: the in-process
+"""Fixtures of the reliability suite, shared with the opening tests: the in-process
 Scene (tests/opening/conftest.py) and real `bidding serve` processes on a fresh database
 (tests/opening/test_processes.py)."""
 

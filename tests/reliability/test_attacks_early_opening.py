@@ -1,4 +1,4 @@
-"""Early-opening attempts (issue 9, item 10): before the deadline an officer, a supervisor and
+"""Early-opening attempts: before the deadline an officer, a supervisor and
 an admin try every way into the bids the API has, and an insider calls the opening itself
 (`bidding.opening.pipeline`) and the scheduler directly. All are refused; no bid is read from
 the blob store, the tender's opening key is never unwrapped, the tender stays published with

@@ -1,4 +1,4 @@
-"""Lies in the HTTP framing against a real `bidding serve` (issue 9, item 14), from raw sockets:
+"""Lies in the HTTP framing against a real `bidding serve`, from raw sockets:
 a Content-Length smaller or larger than the body, a chunked body that never ends, a negative
 or non-numeric length, a claimed 2 GiB upload streamed in part. Each ends in 413 or 400 (from
 the app, or from the HTTP parser before the app), the staging folder is emptied, nothing is

@@ -1,4 +1,4 @@
-"""SQL injection and LIKE wildcards (issue 9, item 13): hostile text in the search, the filters,
+"""SQL injection and LIKE wildcards: hostile text in the search, the filters,
 the paging, unknown sorting parameters, the events' `after`, the proof's `leaf_hash` and every
 path id. Each is harmless: never a 5xx, never a row the caller may not see or that does not
 contain the searched text literally, and the database as it was afterwards.

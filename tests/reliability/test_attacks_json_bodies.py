@@ -1,4 +1,4 @@
-"""Hostile bodies on every write endpoint (issue 9, item 15): malformed JSON, huge JSON, deep
+"""Hostile bodies on every write endpoint: malformed JSON, huge JSON, deep
 nesting, wrong types, unknown fields, invalid UTF-8, NUL and lone surrogates. Never a 5xx,
 always the project's error {"type", "detail"} with 400, 413, 415 or 422, and nothing written.
 

@@ -1,4 +1,4 @@
-"""Who gets into a private opening's live room (issue 9, item 12), over a real WebSocket: no
+"""Who gets into a private opening's live room, over a real WebSocket: no
 token, an expired or revoked one, a valid one of someone who is no participant of this tender
 (another tender's bidder, another organization's officer, an admin), a token where the room
 does not look for one, and a session cookie sent along by another site's page. Each is closed

@@ -1,4 +1,4 @@
-"""Schemathesis against the API's own OpenAPI document (issue 9, item 18): every operation,
+"""Schemathesis against the API's own OpenAPI document: every operation,
 with generated valid and invalid input, called as each kind of user (an admin, the tenders'
 officer, a supervisor of their organization, a bidder that bid, anonymous), in process against
 the app as `bidding serve` builds it (its lifespan, scheduler and live hub included). No answer

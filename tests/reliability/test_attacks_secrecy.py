@@ -1,4 +1,4 @@
-"""Bidder A after bidder B's bid (issue 9, item 11), and everyone after whether anyone bid.
+"""Bidder A after bidder B's bid, and everyone after whether anyone bid.
 
 Before the deadline nobody but a bidder itself learns whether it bid: every answer every
 reader gets (the tender, the list, the opening, its events, record, results, the log, the live

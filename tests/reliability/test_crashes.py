@@ -1,4 +1,4 @@
-"""Openings that survive their servers (issue 9, items 7, 8 and 9): `bidding serve` killed with
+"""Openings that survive their servers: `bidding serve` killed with
 SIGKILL in the middle of scoring and in the middle of signing the record, three instances
 racing for many tenders at one deadline, and the only server down while a deadline passes.
 

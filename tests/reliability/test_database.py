@@ -1,4 +1,4 @@
-"""The database restarted in the middle of an opening (issue 9, item 17): the local PostgreSQL
+"""The database restarted in the middle of an opening: the local PostgreSQL
 server is restarted (`pg_ctlcluster … restart`, which ends every session) while `bidding serve`
 is opening a dozen slow bids; the opening fails, retries, and completes, gapless.
 

@@ -1,4 +1,4 @@
-"""The deadline as bidders meet it (issue 9, items 1 and 2): the second before it, the deadline
+"""The deadline as bidders meet it: the second before it, the deadline
 itself and the second after, on a fake clock; and an upload that starts before the deadline and
 is still arriving when a real server, on its own, begins the opening.
 

@@ -1,4 +1,4 @@
-"""Tampering that must not go unnoticed (issue 9, items 4, 5 and 6): receipts replayed against
+"""Tampering that must not go unnoticed: receipts replayed against
 another tender or bidder, stored bids altered on disk before the opening, and the receipt log
 or a bid edited or deleted in the database.
 

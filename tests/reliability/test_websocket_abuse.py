@@ -1,4 +1,4 @@
-"""Bad watchers next to good ones (issue 9, item 16): during a public opening on a real `bidding
+"""Bad watchers next to good ones: during a public opening on a real `bidding
 serve`, one watcher reads its room very slowly and another floods it with messages (connecting
 again each time the room closes it); the ordinary watchers beside them must still get every
 event, in order, as fast as they do without them.
