@@ -146,7 +146,7 @@ class TestProgress:
     def test_the_bar_reaches_the_full_size_on_a_single_line(self) -> None:
         import io
 
-        from bidding.cli import _ProgressBar
+        from bidding.cli.bidder import _ProgressBar
 
         screen = io.StringIO()
         bar = _ProgressBar(64 * 1024 * 1024, screen)
