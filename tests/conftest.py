@@ -32,6 +32,10 @@ from bidding.migrations import upgrade
 from bidding.models import Base
 from bidding.settings import Settings
 
+# The fixtures every folder uses; their asserts explain themselves like a test's.
+pytest.register_assert_rewrite("tests.support")
+pytest_plugins = ["tests.support.cluster", "tests.support.platform", "tests.support.scene"]
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 

@@ -9,22 +9,9 @@ from pathlib import Path
 import pytest
 
 from bidding.crypto import age
+from tests.support.processes import bidding, error_line
 
 CHUNK = age.CHUNK_SIZE
-
-
-def bidding(
-    *args: str, stdin: bytes = b"", cwd: Path | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "bidding", *args], input=stdin, capture_output=True, cwd=cwd
-    )
-
-
-def error_line(result: subprocess.CompletedProcess[bytes]) -> str:
-    lines = result.stderr.decode().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,25 +25,12 @@ import pytest
 from bidding.crypto import age
 from bidding.crypto.receipts import make_receipt
 from bidding.crypto.signing import SigningKey
+from tests.support.platform import FORM, sign_in
+from tests.support.processes import bidding, bidding_env, free_port
 from tests.tenders.conftest import TENDERS, tender_body
-from tests.test_client import FORM, server, sign_in  # noqa: F401 (server is a fixture)
-from tests.test_serve import bidding_env, free_port
 
 TENDER_ID = "8d0c3f4e-2b1a-4c5d-9e8f-7a6b5c4d3e2f"
 MIB = 1024 * 1024
-
-
-def bidding(
-    *args: str, stdin: bytes = b"", env: dict[str, str] | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "bidding", *args],
-        input=stdin,
-        capture_output=True,
-        env=env,
-        cwd=cwd,
-        timeout=120,
-    )
 
 
 def assert_one_clear_line(
@@ -139,7 +125,7 @@ class Tender:
 
 
 @pytest.fixture(scope="module")
-def tender(server: str) -> Tender:  # noqa: F811 (the fixture)
+def tender(server: str) -> Tender:
     officer = {"Authorization": f"Bearer {sign_in(server, 'officer@example.com')}"}
     draft = httpx.post(f"{server}{TENDERS}", json=tender_body(), headers=officer)
     assert draft.status_code == 201, draft.text

@@ -12,7 +12,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,10 @@ import httpx
 import pytest
 
 from bidding.crypto import age
+from tests.support.platform import FORM, sign_in
+from tests.support.processes import bidding as run_bidding
+from tests.support.processes import error_line
 from tests.tenders.conftest import TENDERS, tender_body
-from tests.test_client import FORM, server, sign_in  # noqa: F401 (server is a fixture)
 
 CHUNK = age.CHUNK_SIZE
 ROOT = os.geteuid() == 0
@@ -39,19 +40,7 @@ def bidding(
         if shutil.which("setpriv") is None:
             pytest.skip("setpriv (util-linux) is needed to drop root's capabilities")
         prefix = NO_OVERRIDE
-    return subprocess.run(
-        [*prefix, sys.executable, "-m", "bidding", *args],
-        input=stdin,
-        capture_output=True,
-        cwd=cwd,
-        timeout=120,
-    )
-
-
-def error_line(result: subprocess.CompletedProcess[bytes]) -> str:
-    lines = result.stderr.decode().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return run_bidding(*args, stdin=stdin, cwd=cwd, prefix=prefix)
 
 
 @dataclass
@@ -339,7 +328,7 @@ class Tender:
 
 
 @pytest.fixture
-def tender(server: str, tmp_path: Path) -> Tender:  # noqa: F811 (the fixture)
+def tender(server: str, tmp_path: Path) -> Tender:
     officer = {"Authorization": f"Bearer {sign_in(server, 'officer@example.com')}"}
     draft = httpx.post(f"{server}{TENDERS}", json=tender_body(), headers=officer)
     assert draft.status_code == 201, draft.text

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from bidding.auth.passwords import verify_password
-from tests.test_serve import bidding_env
+from tests.support.processes import bidding as run_bidding
+from tests.support.processes import bidding_env, error_line
 
 PASSWORD = "a long enough passphrase"
 EMAIL = "admin@example.com"
@@ -25,19 +26,7 @@ CREATE = ["users", "create", "--email", EMAIL, "--role", "admin"]
 
 
 def bidding(data_dir: Path, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "bidding", *args],
-        input=stdin,
-        env=bidding_env(data_dir),
-        capture_output=True,
-        timeout=120,
-    )
-
-
-def error_line(result: subprocess.CompletedProcess[bytes]) -> str:
-    lines = result.stderr.decode().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+    return run_bidding(*args, stdin=stdin, env=bidding_env(data_dir))
 
 
 def password_hash(data_dir: Path, email: str) -> str | None:

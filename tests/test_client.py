@@ -10,13 +10,11 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
 import threading
 import time
 import unicodedata
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,9 +37,10 @@ from bidding.keys import PlatformKeys
 from bidding.opening import forms
 from bidding.tenders import service as tenders_service
 from bidding.tenders.models import OpeningMode, TenderStatus
-from tests.factories import PASSWORD, bearer, create_user, credit_code
+from tests.factories import PASSWORD, bearer, create_user
+from tests.support.platform import FORM, AppTransport, sign_in
+from tests.support.processes import bidding, error_line, free_port
 from tests.tenders.conftest import TENDERS, create_tender, reload, tender_body
-from tests.test_serve import bidding_env, free_port
 
 MIB = 1024 * 1024
 TENDER_ID = "8d0c3f4e-2b1a-4c5d-9e8f-7a6b5c4d3e2f"
@@ -60,7 +59,6 @@ FIELDS = [
     field("method", "text", required=False),
     field("joint_venture", "boolean", required=False),
 ]
-FORM = {"price": "1180000.50", "duration_days": 180}
 
 
 def tender_json(recipient: age.Recipient, **changes: Any) -> dict[str, Any]:
@@ -585,27 +583,6 @@ class TestUploadTransport:
 # --- against the real app ------------------------------------------------------------------
 
 
-class AppTransport(httpx.BaseTransport):
-    """A blocking transport for a client in a worker thread, answered by the app on the loop."""
-
-    def __init__(self, app: object, loop: asyncio.AbstractEventLoop) -> None:
-        self.app = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        self.loop = loop
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.read()  # drains the upload's blocks, as a socket would
-        forwarded = httpx.Request(
-            request.method, request.url, headers=request.headers, content=body
-        )
-
-        async def send() -> httpx.Response:
-            response = await self.app.handle_async_request(forwarded)
-            content = await response.aread()
-            return httpx.Response(response.status_code, headers=response.headers, content=content)
-
-        return asyncio.run_coroutine_threadsafe(send(), self.loop).result()
-
-
 @pytest.fixture
 async def http(app: object) -> AsyncIterator[httpx.Client]:
     """The bidder's blocking client on the app; call it through asyncio.to_thread."""
@@ -826,24 +803,6 @@ class TestAgainstTheApp:
 # --- the commands, as a bidder runs them ---------------------------------------------------
 
 
-def bidding(
-    *args: str, stdin: bytes = b"", cwd: Path | None = None, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "bidding", *args],
-        input=stdin,
-        capture_output=True,
-        cwd=cwd,
-        env=env,
-    )
-
-
-def error_line(result: subprocess.CompletedProcess[bytes]) -> str:
-    lines = result.stderr.decode().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
-
-
 class TestCommandLine:
     @pytest.mark.parametrize(
         ("args", "message"),
@@ -883,53 +842,6 @@ class TestCommandLine:
                          "--token", "t", "-o", str(missing), str(sealed))  # fmt: skip
         assert result.returncode == 1
         assert error_line(result) == f"bidding: error: {missing}: its folder does not exist"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`bidding serve` on a fresh data dir, with an officer and a bidder created by the CLI."""
-    env = bidding_env(
-        tmp_path_factory.mktemp("var"), BIDDING_DEMO="0", BIDDING_MIN_BIDDING_PERIOD_SECONDS="0"
-    )
-    for role in ("officer", "bidder"):
-        created = subprocess.run(
-            [sys.executable, "-m", "bidding", "users", "create", "--email", f"{role}@example.com",
-             "--password-stdin", "--role", role, "--org-name", f"{role} org",
-             "--org-code", credit_code()],
-            input=f"{PASSWORD}\n".encode(), env=env, capture_output=True,
-        )  # fmt: skip
-        assert created.returncode == 0, created.stderr
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bidding", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/api/v1/health").raise_for_status()
-                break
-            except httpx.HTTPError:
-                assert process.poll() is None, "bidding serve exited"
-                assert time.monotonic() < deadline, "the server did not come up in 30 s"
-                time.sleep(0.2)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def sign_in(server: str, email: str) -> str:
-    response = httpx.post(
-        f"{server}/api/v1/auth/token", data={"username": email, "password": PASSWORD}
-    )
-    response.raise_for_status()
-    token: str = response.json()["access_token"]
-    return token
 
 
 class TestEndToEnd:

@@ -10,12 +10,8 @@ import re
 import secrets
 import select
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,10 +31,10 @@ from bidding.settings import Settings
 from bidding.tenders.models import TenderStatus
 from tests.auth.conftest import register_and_activate
 from tests.factories import PASSWORD, bearer, create_organization, create_user, credit_code
-from tests.opening.conftest import Scene, scene  # noqa: F401  (the fixture)
-from tests.opening.test_bidder_mode import bidder_mode_tender, file_key_of
+from tests.support.bidder_mode import bidder_mode_tender, file_key_of
+from tests.support.processes import Served, platform_serving
+from tests.support.scene import Scene
 from tests.tenders.conftest import TENDERS, create_tender, tender_body
-from tests.test_serve import bidding_env, free_port
 
 API_HEADERS = {
     "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
@@ -530,7 +526,7 @@ class TestNoSecretInLogs:
 
     async def test_a_revealed_file_key_is_logged_nowhere(
         self,
-        scene: Scene,  # noqa: F811
+        scene: Scene,
         caplog: pytest.LogCaptureFixture,
     ) -> None:
         tender, identities = await bidder_mode_tender(scene, backup=False)
@@ -556,78 +552,9 @@ class TestNoSecretInLogs:
 # --- a real `bidding serve` ----------------------------------------------------------------
 
 
-@dataclass
-class Served:
-    """`bidding serve` in its own process, its output in a file."""
-
-    url: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-    env: dict[str, str]
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def rss_mib(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
-        return int(line.split()[1]) / 1024
-
-    def alive(self) -> bool:
-        with httpx.Client(base_url=self.url, timeout=10) as http:
-            return http.get("/api/v1/health").status_code == 200
-
-    def create_officer(self) -> tuple[str, str]:
-        email, password = f"officer-{secrets.token_hex(3)}@example.com", secrets.token_urlsafe(16)
-        command = [sys.executable, "-m", "bidding", "users", "create", "--email", email]
-        command += ["--password-stdin", "--role", "officer", "--name", "Officer"]
-        command += ["--org-name", f"Bureau {secrets.token_hex(3)}", "--org-code", credit_code()]
-        done = subprocess.run(
-            command, input=f"{password}\n", env=self.env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-        return email, password
-
-
-@contextmanager
-def serving(data_dir: Path, *options: str, **settings: str) -> Iterator[Served]:
-    env = bidding_env(
-        data_dir,
-        BIDDING_DEMO="0",
-        BIDDING_MIN_BIDDING_PERIOD_SECONDS="0",
-        BIDDING_SCHEDULER_SYNC_SECONDS="1",
-        **settings,
-    )
-    port = free_port()
-    log = data_dir.parent / f"serve-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bidding", "serve", "--port", str(port), *options],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    served = Served(f"http://127.0.0.1:{port}", port, process, log, env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if served.alive():
-                    break
-            except httpx.TransportError:
-                assert process.poll() is None, served.output()
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
-        yield served
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    with serving(
+    with platform_serving(
         tmp_path_factory.mktemp("served") / "var",
         BIDDING_RATE_LIMIT_SIGN_IN="3/minute",
         BIDDING_MAX_BID_BYTES=str(16 * MIB),
@@ -686,7 +613,7 @@ class TestBehindAProxy:
         assert sign_in(served, email, password, **other).status_code == 200
 
     def test_headers_from_an_untrusted_peer_are_ignored(self, tmp_path: Path) -> None:
-        with serving(
+        with platform_serving(
             tmp_path / "var",
             "--forwarded-allow-ips",
             "192.0.2.1",

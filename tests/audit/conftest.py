@@ -1,12 +1,10 @@
-"""Audit fixtures: what the trail gained, read back from the database; the opening scene."""
+"""Audit fixtures: what the trail gained, read back from the database."""
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -14,8 +12,6 @@ from bidding.audit.models import AuditEntry
 from bidding.audit.service import content
 from bidding.crypto.canonical import canonical_json
 from bidding.db import create_session_factory
-from bidding.keys import PlatformKeys
-from tests.opening.conftest import Scene
 
 
 async def every_entry(session: AsyncSession) -> list[AuditEntry]:
@@ -68,13 +64,3 @@ def committed(engine: AsyncEngine) -> Trail:
             return await every_entry(session)
 
     return Trail(read)
-
-
-@pytest.fixture
-async def scene(
-    committing_app: FastAPI, engine: AsyncEngine, platform_keys: PlatformKeys
-) -> AsyncIterator[Scene]:
-    """Openings on real transactions, as in tests/opening."""
-    transport = httpx.ASGITransport(app=committing_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-        yield Scene(committing_app, engine, platform_keys, client)

@@ -20,14 +20,12 @@ from bidding.opening import events as ev
 from bidding.opening import pipeline
 from bidding.tenders.models import Bid, Tender, TenderStatus
 from tests.audit.conftest import Trail, summary
-from tests.auth.conftest import register_and_activate
-from tests.auth.test_bidder_keys import check, register
-from tests.auth.test_endpoints import REGISTER, registration
+from tests.auth.conftest import REGISTER, check, register, register_and_activate, registration
 from tests.factories import PASSWORD, bearer, create_user
-from tests.opening.conftest import Party, Scene
-from tests.opening.test_bidder_mode import file_key_of, reveal
+from tests.support.bidder_mode import file_key_of, reveal
+from tests.support.bids import OCTETS, sealed
+from tests.support.scene import Party, Scene
 from tests.tenders.conftest import TENDERS, create_tender, tender_body
-from tests.tenders.test_bids import OCTETS, sealed
 
 TOKEN = "/api/v1/auth/token"
 CLIENT = "127.0.0.1"  # httpx's ASGI transport

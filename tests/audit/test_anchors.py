@@ -32,9 +32,9 @@ from bidding.opening import pipeline
 from bidding.opening.models import Opening
 from bidding.opening.scheduler import OpeningScheduler
 from bidding.tenders.models import TenderStatus
-from tests.audit.test_service import chain_of, rewrite_from
 from tests.factories import create_organization, create_user
-from tests.opening.conftest import Scene
+from tests.support.scene import Scene
+from tests.support.tampering import chain_of, rewrite_from
 from tests.tenders.conftest import create_tender
 
 ANCHORS = "/api/v1/audit/anchors"

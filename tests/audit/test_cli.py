@@ -27,7 +27,9 @@ from bidding.db import create_engine, create_session_factory
 from bidding.migrations import upgrade
 from bidding.settings import Settings
 from bidding.tenders.models import TenderStatus
-from tests.audit.test_service import (
+from tests.conftest import fresh_postgres_database
+from tests.factories import create_organization, create_user
+from tests.support.tampering import (
     CHAIN,
     TENDER,
     Tampering,
@@ -37,8 +39,6 @@ from tests.audit.test_service import (
     rewrite_from,
     swap_two,
 )
-from tests.conftest import fresh_postgres_database
-from tests.factories import create_organization, create_user
 from tests.tenders.conftest import create_tender
 
 

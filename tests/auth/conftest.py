@@ -1,8 +1,10 @@
 """Auth-only fixtures: the app with probe routes guarded by each kind of dependency."""
 
+import base64
 import dataclasses
 import re
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -20,7 +22,8 @@ from bidding.auth.dependencies import (
     require_roles,
 )
 from bidding.auth.models import OutboxMessage, Role, User
-from tests.factories import PASSWORD
+from bidding.crypto import age
+from tests.factories import PASSWORD, credit_code
 
 probe = APIRouter()
 
@@ -161,3 +164,40 @@ async def register_and_activate(
 
 # What a browser adds to a POST from the platform's own page at http://testserver.
 BROWSER_SAME_ORIGIN = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+
+# --- registration and bidder keys over the API ---------------------------------------------
+
+REGISTER = "/api/v1/auth/register"
+
+
+def registration(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "email": f"Bidder-{uuid.uuid4().hex[:8]}@Example.com",
+        "password": "a long enough passphrase",
+        "display_name": "Li Wei",
+        "organization": {"name": "Fujian Road Works Co., Ltd.", "code": credit_code()},
+    }
+    body.update(changes)
+    return body
+
+
+KEYS = "/api/v1/me/keys"
+
+
+async def register(
+    client: httpx.AsyncClient, headers: dict[str, str], identity: age.Identity
+) -> httpx.Response:
+    return await client.put(KEYS, json={"recipient": str(identity.recipient)}, headers=headers)
+
+
+async def check(
+    client: httpx.AsyncClient, headers: dict[str, str], identity: age.Identity
+) -> httpx.Response:
+    """Ask for a challenge, unseal it with the identity, answer it."""
+    asked = await client.post(f"{KEYS}/challenge", headers=headers)
+    assert asked.status_code == 200, asked.text
+    sealed = base64.b64decode(asked.json()["challenge"])
+    plaintext = age.unseal_bytes(sealed, [identity]).decode()
+    return await client.post(
+        f"{KEYS}/challenge/answer", json={"answer": plaintext}, headers=headers
+    )

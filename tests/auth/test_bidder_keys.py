@@ -10,32 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bidding.auth.models import BidderKey, Role
 from bidding.crypto import age
 from bidding.db import utcnow
+from tests.auth.conftest import KEYS, check, register
 from tests.factories import bearer, create_organization, create_user
-
-KEYS = "/api/v1/me/keys"
 
 
 async def bidder_headers(session: AsyncSession) -> dict[str, str]:
     return await bearer(session, await create_user(session, role=Role.bidder))
-
-
-async def register(
-    client: httpx.AsyncClient, headers: dict[str, str], identity: age.Identity
-) -> httpx.Response:
-    return await client.put(KEYS, json={"recipient": str(identity.recipient)}, headers=headers)
-
-
-async def check(
-    client: httpx.AsyncClient, headers: dict[str, str], identity: age.Identity
-) -> httpx.Response:
-    """Ask for a challenge, unseal it with the identity, answer it."""
-    asked = await client.post(f"{KEYS}/challenge", headers=headers)
-    assert asked.status_code == 200, asked.text
-    sealed = base64.b64decode(asked.json()["challenge"])
-    plaintext = age.unseal_bytes(sealed, [identity]).decode()
-    return await client.post(
-        f"{KEYS}/challenge/answer", json={"answer": plaintext}, headers=headers
-    )
 
 
 class TestRegistration:

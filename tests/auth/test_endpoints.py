@@ -1,8 +1,6 @@
 """Accounts over HTTP: registering, signing in and out, throttling, cookie sessions and CSRF."""
 
-import uuid
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -16,28 +14,17 @@ from bidding.auth.tokens import hash_token, new_token
 from bidding.db import utcnow
 from bidding.settings import Settings
 from tests.auth.conftest import (
+    REGISTER,
     Pauses,
     activation_token,
     client_from,
     messages_to,
     only_message_to,
     register_and_activate,
+    registration,
     sign_in,
 )
 from tests.factories import bearer, create_organization, create_user, credit_code
-
-REGISTER = "/api/v1/auth/register"
-
-
-def registration(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "email": f"Bidder-{uuid.uuid4().hex[:8]}@Example.com",
-        "password": "a long enough passphrase",
-        "display_name": "Li Wei",
-        "organization": {"name": "Fujian Road Works Co., Ltd.", "code": credit_code()},
-    }
-    body.update(changes)
-    return body
 
 
 class TestRegister:

@@ -35,8 +35,7 @@ from bidding.auth.models import OutboxMessage
 from bidding.db import create_session_factory, utcnow
 from bidding.settings import Settings
 from tests.factories import credit_code
-from tests.test_security import serving
-from tests.test_serve import free_port
+from tests.support.processes import free_port, platform_serving
 
 SENDER = "bids@example.cn"
 SITE = "https://bidding.example.cn"
@@ -355,7 +354,7 @@ class TestServed:
                 "BIDDING_PUBLIC_URL": SITE,
                 "BIDDING_MAIL_FROM": SENDER,
             }
-            with serving(tmp_path / "var", **settings) as served:
+            with platform_serving(tmp_path / "var", **settings) as served:
                 body = {
                     "email": "served@example.com",
                     "password": "a long enough passphrase",

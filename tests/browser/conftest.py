@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ import pytest
 
 from bidding import client
 from bidding.auth import uscc
-from tests.test_serve import bidding_env, free_port
+from tests.support.processes import bidding, platform_env, platform_serving
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
@@ -80,41 +79,10 @@ class Platform:
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """`bidding serve` on a fresh data folder; short bidding periods are allowed for tests."""
     data_dir = tmp_path_factory.mktemp("browser") / "var"
-    env = bidding_env(
-        data_dir,
-        BIDDING_DEMO="0",
-        BIDDING_MIN_BIDDING_PERIOD_SECONDS="0",
-        BIDDING_SCHEDULER_SYNC_SECONDS="1",
-    )
-    upgrade = subprocess.run(
-        [sys.executable, "-m", "bidding", "db", "upgrade"], env=env, capture_output=True
-    )
+    upgrade = bidding("db", "upgrade", env=platform_env(data_dir))
     assert upgrade.returncode == 0, upgrade.stderr
-    port = free_port()
-    log = (data_dir.parent / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bidding", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                with urllib.request.urlopen(f"{url}/api/v1/health", timeout=1) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                assert process.poll() is None, (data_dir.parent / "serve.log").read_text()
-                time.sleep(0.1)
-        else:
-            pytest.fail("the platform did not start")
-        yield Platform(url=url, data_dir=data_dir, env=env)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
+    with platform_serving(data_dir) as served:
+        yield Platform(url=served.url, data_dir=data_dir, env=served.env)
 
 
 # Module scope: while sync Playwright runs, its event loop is the thread's running loop, which
@@ -258,3 +226,38 @@ def submitted_bid(
             idempotency_key=uuid.uuid4().hex,
         )
     return submission.receipt
+
+
+def bid_posts(page: Any) -> list[Any]:
+    """The sealed-bid uploads the page makes, as they are sent."""
+    posts: list[Any] = []
+    page.on(
+        "request",
+        lambda request: (
+            posts.append(request)
+            if request.method == "POST" and request.url.endswith("/bids")
+            else None
+        ),
+    )
+    return posts
+
+
+def events_of(platform: Platform, account: str, tender_id: str) -> list[dict[str, Any]]:
+    return api_call(platform, account, "GET", f"/tenders/{tender_id}/opening/events")["events"]  # type: ignore[no-any-return]
+
+
+def wait_for_event(
+    platform: Platform, account: str, tender_id: str, kind: str, timeout: float = 90
+) -> dict[str, Any]:
+    """The first event of a kind in the tender's opening, waiting for the scheduler."""
+    headers = {"Authorization": f"Bearer {api_token(platform, account)}"}
+    end = time.monotonic() + timeout
+    with httpx.Client(base_url=f"{platform.url}/api/v1", headers=headers, timeout=30) as http:
+        while time.monotonic() < end:
+            answer = http.get(f"/tenders/{tender_id}/opening/events")
+            if answer.status_code == 200:
+                for event in answer.json()["events"]:
+                    if event["type"] == kind:
+                        return event  # type: ignore[no-any-return]
+            time.sleep(0.5)
+    raise AssertionError(f"no {kind} event within {timeout} s")

@@ -6,21 +6,20 @@ import hashlib
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from bidding.crypto import age
 from tests.browser.conftest import (
     PASSWORD,
     Platform,
     api_call,
-    api_token,
+    bid_posts,
+    events_of,
     published_tender,
     screenshot,
     submitted_bid,
+    wait_for_event,
 )
 
 BIDDING = str(Path(sys.executable).parent / "bidding")  # the CLI a bidder runs
@@ -47,41 +46,6 @@ def ensure_accounts(platform: Platform, *bidders: str) -> None:
     for bidder in (BIDDER, *bidders):
         if bidder not in platform.accounts:
             platform.add_account(bidder, "bidder", f"{bidder.title()} Engineering Group Co")
-
-
-def bid_posts(page: Any) -> list[Any]:
-    """The sealed-bid uploads the page makes, as they are sent."""
-    posts: list[Any] = []
-    page.on(
-        "request",
-        lambda request: (
-            posts.append(request)
-            if request.method == "POST" and request.url.endswith("/bids")
-            else None
-        ),
-    )
-    return posts
-
-
-def events_of(platform: Platform, account: str, tender_id: str) -> list[dict[str, Any]]:
-    return api_call(platform, account, "GET", f"/tenders/{tender_id}/opening/events")["events"]  # type: ignore[no-any-return]
-
-
-def wait_for_event(
-    platform: Platform, account: str, tender_id: str, kind: str, timeout: float = 90
-) -> dict[str, Any]:
-    """The first event of a kind in the tender's opening, waiting for the scheduler."""
-    headers = {"Authorization": f"Bearer {api_token(platform, account)}"}
-    end = time.monotonic() + timeout
-    with httpx.Client(base_url=f"{platform.url}/api/v1", headers=headers, timeout=30) as http:
-        while time.monotonic() < end:
-            answer = http.get(f"/tenders/{tender_id}/opening/events")
-            if answer.status_code == 200:
-                for event in answer.json()["events"]:
-                    if event["type"] == kind:
-                        return event  # type: ignore[no-any-return]
-            time.sleep(0.5)
-    raise AssertionError(f"no {kind} event within {timeout} s")
 
 
 def no_horizontal_scroll(page: Any) -> bool:

@@ -15,10 +15,12 @@ from tests.browser.conftest import (
     Platform,
     api_call,
     api_token,
+    bid_posts,
+    events_of,
     published_tender,
     submitted_bid,
+    wait_for_event,
 )
-from tests.browser.test_bidder import bid_posts, events_of, wait_for_event
 
 OFFICER = "pin-officer"
 BIDDER = "pin-bidder"

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bidding.crypto import age, bech32
+from tests.support.bids import padded_header
 
 CHUNK = age.CHUNK_SIZE
 # The u-coordinates of X25519's low-order points, with their non-canonical encodings (p - 1,
@@ -54,20 +55,6 @@ def age_cli() -> str:
 
 def seal(data: bytes, *recipients: age.Recipient) -> bytes:
     return age.seal_bytes(data, list(recipients))
-
-
-def padded_header(stanzas: list[age.Stanza], file_key: bytes, length: int) -> bytes:
-    """A valid header of exactly `length` bytes: the stanzas and one unknown stanza of padding,
-    which age skips (as it must skip any stanza type it does not know)."""
-    fixed = len(age.encode_header(stanzas, file_key))
-    room = length - fixed  # what the padding stanza must take, its lines and newlines
-    body = bytes(max(room - 200, 0) * 64 // 65 * 3 // 4)
-    short = room - len(age.Stanza("pad", ("x",), body).encode())
-    assert short >= 0, "length too small to pad to"
-    padding = age.Stanza("pad", ("x" * (1 + short),), body)
-    header = age.encode_header([*stanzas, padding], file_key)
-    assert len(header) == length
-    return header
 
 
 def with_header_of_length(file: bytes, identity: age.Identity, length: int) -> bytes:

@@ -5,7 +5,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.opening.conftest import LiveServer, Scene
+from tests.support.scene import LiveServer, Scene
 
 
 async def receive_events(ws: ClientConnection, until: str) -> list[dict[str, Any]]:

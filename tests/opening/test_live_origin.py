@@ -4,8 +4,8 @@ fails."""
 
 from datetime import timedelta
 
-from tests.opening.conftest import LiveServer, Scene
-from tests.opening.test_live_room import PRICES, form, refused, stored_token
+from tests.support.live import PRICES, form, refused, stored_token
+from tests.support.scene import LiveServer, Scene
 
 
 class TestHostileOrigin:

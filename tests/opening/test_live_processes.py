@@ -32,7 +32,7 @@ from bidding.migrations import upgrade
 from bidding.opening import events as ev
 from bidding.opening.live import TICK_SECONDS
 from tests.conftest import fresh_postgres_database
-from tests.opening.test_processes import (
+from tests.support.cluster import (
     ENDS,
     KILL_AFTER,
     OUTCOMES,

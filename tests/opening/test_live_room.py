@@ -22,37 +22,37 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
-from sqlalchemy import update
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
-from bidding.auth.models import AccessToken, User
-from bidding.auth.tokens import hash_token, new_token
 from bidding.crypto.signing import VerifyKey, verify_document
-from bidding.db import create_session_factory, utcnow
+from bidding.db import create_session_factory
 from bidding.opening import events as ev
 from bidding.opening import pipeline
 from bidding.opening.live import MAX_CLIENT_FRAME_BYTES, QUEUE_FRAMES, Hub, Watcher
 from bidding.tenders.blobs import BlobStore
-from tests.opening.conftest import LiveServer, Party, Scene
+from tests.support.live import (
+    PRICES,
+    WAIT,
+    Event,
+    auth_message,
+    closing,
+    form,
+    quiet_after_tail,
+    receive,
+    refused,
+    revoke,
+    slow_socket,
+    stored_token,
+    token_of,
+    watch,
+    welcome,
+    with_bids,
+)
+from tests.support.scene import LiveServer, Party, Scene
 from tests.tenders.conftest import TENDERS, tender_body
-
-Event = dict[str, Any]
-# Only waited for when something is wrong; generous for a loaded machine.
-WAIT = 30.0
-PRICES = ("1000000.00", "950000.00", "1100000.00", "1020000.00")
-
-
-def form(price: str, **fields: Any) -> dict[str, Any]:
-    return {"price": price, "duration_days": 100, **fields}
-
-
-def token_of(party: Party) -> str:
-    return party.headers["Authorization"].removeprefix("Bearer ")
 
 
 def assert_gapless(events: list[Event], first: int = 1) -> None:
@@ -60,22 +60,6 @@ def assert_gapless(events: list[Event], first: int = 1) -> None:
 
 
 # --- WebSocket clients ---------------------------------------------------------------------
-
-
-def watch(url: str, **options: Any) -> connect:
-    """A client of the room; no proxy, and no close handshake waited for long."""
-    return connect(url, proxy=None, open_timeout=WAIT, close_timeout=2, **options)
-
-
-async def receive(ws: ClientConnection) -> Event:
-    message: Event = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
-    return message
-
-
-async def welcome(ws: ClientConnection) -> Event:
-    message = await receive(ws)
-    assert message["type"] == "welcome", message
-    return message
 
 
 async def events_until(ws: ClientConnection, until: str | int) -> list[Event]:
@@ -87,34 +71,6 @@ async def events_until(ws: ClientConnection, until: str | int) -> list[Event]:
             events.append(message)
             if until in (message["type"], message["seq"]):
                 return events
-
-
-async def closing(ws: ClientConnection) -> tuple[int | None, str, list[Event]]:
-    """Read until the server closes: its close code and reason, and what came before."""
-    messages: list[Event] = []
-    with contextlib.suppress(ConnectionClosed):
-        while True:
-            messages.append(await receive(ws))
-    return ws.close_code, ws.close_reason, messages
-
-
-async def refused(url: str, *first: str | bytes, **options: Any) -> tuple[int | None, str]:
-    """Connect, send the messages, and return how the room closed the connection."""
-    async with watch(url, **options) as ws:
-        for message in first:
-            await ws.send(message)
-        code, reason, messages = await closing(ws)
-    assert [m for m in messages if m["type"] == "welcome"] == [], "refused before welcome"
-    return code, reason
-
-
-async def quiet_after_tail(ws: ClientConnection) -> None:
-    """Two ticks come (the hub ticks every 0.5 s) and no event with them."""
-    ticks = 0
-    while ticks < 2:
-        message = await receive(ws)
-        assert "seq" not in message, f"an event after the last one: {message}"
-        ticks += message["type"] == "tick"
 
 
 # --- holding an opening in the middle ------------------------------------------------------
@@ -180,13 +136,6 @@ async def until_written(scene: Scene, tender: Event, seq: int) -> None:
     async with asyncio.timeout(WAIT):
         while await last_seq(scene, tender) < seq:
             await asyncio.sleep(0.02)
-
-
-async def with_bids(scene: Scene, *, bids: int = 3, **changes: Any) -> tuple[Event, list[Event]]:
-    """A tender with bids handed in, its deadline not passed yet."""
-    tender = await scene.tender(**changes)
-    receipts = [await scene.bid(tender, form(price)) for price in PRICES[:bids]]
-    return tender, receipts
 
 
 # --- watching ------------------------------------------------------------------------------
@@ -417,33 +366,6 @@ class TestWhoMayWatch:
             assert (code, reason) == (4400, "after must be a non-negative integer"), after
 
 
-def auth_message(token: str) -> str:
-    return json.dumps({"type": "auth", "token": token})
-
-
-async def revoke(scene: Scene, token: str) -> None:
-    async with create_session_factory(scene.engine)() as session:
-        await session.execute(
-            update(AccessToken)
-            .where(AccessToken.token_hash == hash_token(token))
-            .values(revoked_at=utcnow())
-        )
-        await session.commit()
-
-
-async def stored_token(scene: Scene, user: User, *, expires_in: timedelta) -> str:
-    """A token of the user, written directly, expiring after the given time."""
-    token = new_token()
-    async with create_session_factory(scene.engine)() as session:
-        session.add(
-            AccessToken(
-                token_hash=hash_token(token), user_id=user.id, expires_at=utcnow() + expires_in
-            )
-        )
-        await session.commit()
-    return token
-
-
 # --- what the room answers -----------------------------------------------------------------
 
 
@@ -543,16 +465,6 @@ async def narrow_server(scene: Scene, database_url: str) -> AsyncIterator[LiveSe
         listening.close()
         await hub.stop()
         del scene.app.state.hub
-
-
-async def slow_socket(url: str) -> socket.socket:
-    """A connected socket with a small receive buffer: little is taken in while not reading."""
-    address = urlsplit(url)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (address.hostname, address.port))
-    return sock
 
 
 async def join(

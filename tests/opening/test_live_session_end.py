@@ -16,8 +16,7 @@ from bidding.app import create_app
 from bidding.auth.models import User
 from bidding.db import create_session_factory, utcnow
 from bidding.settings import Settings
-from tests.opening.conftest import LiveServer, Scene
-from tests.opening.test_live_room import (
+from tests.support.live import (
     auth_message,
     closing,
     receive,
@@ -27,6 +26,7 @@ from tests.opening.test_live_room import (
     welcome,
     with_bids,
 )
+from tests.support.scene import LiveServer, Scene
 
 ENDED = (4401, "the session ended: signed out")
 REVOKED = (4401, "the session was revoked: sign in again")

@@ -28,7 +28,7 @@ from bidding.db import utcnow
 from bidding.opening import events as ev
 from bidding.opening import pipeline
 from bidding.tenders.blobs import BlobStore, FilesystemBlobStore
-from tests.opening.conftest import Party, Scene
+from tests.support.scene import Party, Scene
 from tests.tenders.conftest import TENDERS
 
 CENT = Decimal("0.01")

@@ -4,7 +4,7 @@ from typing import Any
 
 from bidding.crypto import age
 from bidding.opening import pipeline
-from tests.opening.conftest import Scene
+from tests.support.scene import Scene
 
 FIELDS = [{"name": "duration_days", "label": "Duration", "type": "integer"}]
 

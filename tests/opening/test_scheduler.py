@@ -20,7 +20,7 @@ from bidding.opening import pipeline
 from bidding.opening.models import Opening
 from bidding.opening.scheduler import OpeningScheduler
 from bidding.tenders.models import Tender, TenderStatus
-from tests.opening.conftest import Scene
+from tests.support.scene import Scene
 from tests.tenders.conftest import TENDERS, tender_body
 
 LEASE = timedelta(seconds=1.5)

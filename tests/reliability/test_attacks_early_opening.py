@@ -27,8 +27,8 @@ from bidding.tenders import service as tenders_service
 from bidding.tenders.blobs import BlobStore
 from bidding.tenders.models import Bid, BidStatus, TenderStatus
 from tests.factories import bearer, create_user
-from tests.opening.conftest import Party, Scene
 from tests.reliability.attacks import assert_error_shape, generous_settings
+from tests.support.scene import Party, Scene
 from tests.tenders.conftest import TENDERS
 
 Event = dict[str, Any]

@@ -22,21 +22,18 @@ import pytest
 from bidding.crypto import age
 from bidding.errors import BadRequest
 from bidding.tenders import uploads
-from tests.factories import PASSWORD, credit_code
-from tests.tenders.conftest import TENDERS, tender_body
-from tests.tenders.test_bid_streaming import (
+from tests.support.processes import bidding_env
+from tests.support.uploads import (
     Server,
-    _cli,
-    _finish,
     answered,
     chunk,
     connect,
     head,
     header_of,
     read_response,
+    serving_a_tender,
     wait_for,
 )
-from tests.test_serve import bidding_env, free_port
 
 MIB = 1024 * 1024
 GIB = 1024 * MIB
@@ -74,50 +71,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         BIDDING_RATE_LIMIT_SIGN_IN="100000/second",
         BIDDING_RATE_LIMIT_REGISTRATION="100000/second",
     )
-    _finish(_cli(env, "db", "upgrade"))
     accounts = {"officer": "officer@framing.example", "bidder": "bidder@framing.example"}
-    for role, email in accounts.items():
-        _finish(
-            _cli(env, "users", "create", "--email", email, "--password-stdin", "--role", role,
-                 "--org-name", f"{role} organization", "--org-code", credit_code(),
-                 stdin=f"{PASSWORD}\n".encode())
-        )  # fmt: skip
-    port = free_port()
-    process = _cli(env, "serve", "--port", str(port))
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WAIT) as client:
-            started = time.monotonic()
-            while True:
-                try:
-                    client.get("/api/v1/health").raise_for_status()
-                    break
-                except httpx.TransportError:
-                    assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                    assert time.monotonic() - started < WAIT, "the server did not come up"
-                    time.sleep(0.1)
-            tokens = {}
-            for role, email in accounts.items():
-                answer = client.post(
-                    "/api/v1/auth/token", data={"username": email, "password": PASSWORD}
-                )
-                assert answer.status_code == 200, answer.text
-                tokens[role] = {"Authorization": f"Bearer {answer.json()['access_token']}"}
-            draft = client.post(TENDERS, json=tender_body(), headers=tokens["officer"])
-            assert draft.status_code == 201, draft.text
-            tender_id = draft.json()["id"]
-            published = client.post(f"{TENDERS}/{tender_id}/publish", headers=tokens["officer"])
-            assert published.status_code == 200, published.text
+    with serving_a_tender(env, data_dir, accounts) as (served, tender, tokens):
         yield RunningServer(
-            port=port,
+            port=served.port,
             data_dir=data_dir,
-            tender_id=tender_id,
-            recipient=age.Recipient.parse(published.json()["opening_recipient"]),
+            tender_id=tender["id"],
+            recipient=age.Recipient.parse(tender["opening_recipient"]),
             bidder=tokens["bidder"],
-            pid=process.pid,
+            pid=served.process.pid,
         )
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def raw_answer(sock: socket.socket) -> tuple[int, bytes]:

@@ -18,8 +18,8 @@ from bidding.db import create_session_factory
 from bidding.opening.endpoints import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED
 from bidding.settings import Settings
 from tests.factories import bearer, create_user, credit_code
-from tests.opening.conftest import LiveServer, Party, Scene
-from tests.opening.test_live_room import (
+from tests.reliability.attacks import generous_settings
+from tests.support.live import (
     auth_message,
     closing,
     refused,
@@ -29,7 +29,7 @@ from tests.opening.test_live_room import (
     watch,
     welcome,
 )
-from tests.reliability.attacks import generous_settings
+from tests.support.scene import LiveServer, Party, Scene
 from tests.tenders.conftest import TENDERS, tender_body
 
 Event = dict[str, Any]

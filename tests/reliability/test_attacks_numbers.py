@@ -12,9 +12,9 @@ from bidding.db import create_session_factory
 from bidding.opening.endpoints import CLOSE_BAD_REQUEST
 from bidding.settings import Settings
 from tests.factories import bearer, create_user
-from tests.opening.conftest import LiveServer, Scene
-from tests.opening.test_live_room import closing, watch
 from tests.reliability.attacks import generous_settings
+from tests.support.live import closing, watch
+from tests.support.scene import LiveServer, Scene
 from tests.tenders.conftest import TENDERS
 
 HUGE = [str(2**63), "9" * 30, "-1", "1e3", "0x10"]

@@ -36,8 +36,8 @@ from bidding.keys import load_platform_keys
 from bidding.models import Base
 from bidding.settings import Settings
 from tests.factories import bearer, create_user
-from tests.opening.conftest import Scene
 from tests.reliability.attacks import generous_settings
+from tests.support.scene import Scene
 from tests.tenders.conftest import TENDERS, tender_body
 
 EXAMPLES = 5  # generated cases per operation (besides its coverage cases), each sent as 5 users

@@ -25,16 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bidding.crypto import age
 from bidding.settings import Settings
-from tests.opening.conftest import OCTETS, LiveServer, Party, Scene
-from tests.opening.test_live_room import (
-    auth_message,
-    quiet_after_tail,
-    receive,
-    token_of,
-    watch,
-    welcome,
-)
 from tests.reliability.attacks import generous_settings
+from tests.support.live import auth_message, quiet_after_tail, receive, token_of, watch, welcome
+from tests.support.scene import OCTETS, LiveServer, Party, Scene
 from tests.tenders.conftest import TENDERS
 
 Event = dict[str, Any]

@@ -28,8 +28,7 @@ from bidding.opening.models import Opening
 from bidding.opening.scheduler import OpeningScheduler
 from bidding.tenders import bids
 from bidding.tenders.models import Tender, TenderStatus
-from tests.opening.conftest import Scene
-from tests.opening.test_processes import (
+from tests.support.cluster import (
     LEAD_SMALL,
     TIMEOUT,
     Cluster,
@@ -52,7 +51,10 @@ from tests.opening.test_processes import (
     stored,
     submit,
 )
-from tests.reliability.test_deadlines import FakeClock
+from tests.support.scene import (
+    FakeClock,
+    Scene,
+)
 from tests.tenders.conftest import TENDERS
 
 BIDS = 3

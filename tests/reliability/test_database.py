@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from bidding.db import utcnow
 from tests.conftest import DEFAULT_POSTGRES_URL
-from tests.opening.test_processes import (
+from tests.support.cluster import (
     SLOW_BIDS,
     Cluster,
     Database,

@@ -23,8 +23,7 @@ from bidding.db import iso_utc, utcnow
 from bidding.opening import events as ev
 from bidding.opening import pipeline
 from bidding.tenders import bids
-from tests.opening.conftest import OCTETS, Party, Scene
-from tests.opening.test_processes import (
+from tests.support.cluster import (
     LEAD_SMALL,
     Cluster,
     Database,
@@ -36,19 +35,15 @@ from tests.opening.test_processes import (
     publish,
     submit,
 )
+from tests.support.scene import (
+    OCTETS,
+    FakeClock,
+    Party,
+    Scene,
+)
 from tests.tenders.conftest import TENDERS
 
 SECOND = timedelta(seconds=1)
-
-
-class FakeClock:
-    """A clock that says what the test sets."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def form(price: str) -> dict[str, Any]:

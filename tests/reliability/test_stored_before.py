@@ -13,8 +13,8 @@ from bidding.auth.models import BidderKey, Role
 from bidding.crypto import age, bech32
 from bidding.tenders.blobs import FilesystemBlobStore
 from tests.factories import bearer, create_user
+from tests.support.bids import open_tender, sealed, submit
 from tests.tenders.conftest import TENDERS
-from tests.tenders.test_bids import open_tender, sealed, submit
 
 
 def oversized_header() -> bytes:

@@ -36,7 +36,7 @@ from bidding.crypto.signing import VerifyKey
 from bidding.db import create_engine, create_session_factory, utcnow
 from bidding.opening import events as ev
 from bidding.tenders.models import Bid, LogEntry, Tender
-from tests.opening.test_processes import (
+from tests.support.cluster import (
     Cast,
     Cluster,
     Database,
@@ -50,8 +50,8 @@ from tests.opening.test_processes import (
     make_cast,
     price,
 )
+from tests.support.processes import bidding_env
 from tests.tenders.conftest import TENDERS, tender_body
-from tests.test_serve import bidding_env
 
 BIDDERS = 8
 OCTETS = {"Content-Type": "application/octet-stream"}

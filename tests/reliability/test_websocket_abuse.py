@@ -32,8 +32,7 @@ from bidding.crypto import age
 from bidding.db import utcnow
 from bidding.opening import events as ev
 from tests.conftest import PROJECT_ROOT
-from tests.opening.test_live_room import slow_socket
-from tests.opening.test_processes import (
+from tests.support.cluster import (
     Cast,
     Cluster,
     Database,
@@ -43,8 +42,9 @@ from tests.opening.test_processes import (
     make_cast,
     price,
 )
+from tests.support.live import slow_socket
+from tests.support.processes import bidding_env
 from tests.tenders.conftest import TENDERS, tender_body
-from tests.test_serve import bidding_env
 
 WATCHERS = 8
 BIDS = 10

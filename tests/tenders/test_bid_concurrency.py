@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -31,10 +30,9 @@ from bidding.tenders import bids
 from bidding.tenders.bids import Arrivals
 from bidding.tenders.models import Bid, BidStatus, LogEntry, Tender, TenderStatus
 from bidding.tenders.uploads import StagedUpload
-from tests.factories import bearer, create_user
+from tests.factories import create_user
+from tests.support.bids import OCTETS, keys, post_scope, published_tender, sealed, upload
 from tests.tenders.conftest import TENDERS, create_tender
-from tests.tenders.test_bid_input import post_scope
-from tests.tenders.test_bids import OCTETS, keys, sealed
 
 BIDDERS = 12
 
@@ -45,46 +43,6 @@ async def client(committing_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=committing_app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         yield client
-
-
-async def published_tender(
-    engine: AsyncEngine, *, bidders: int, **columns: Any
-) -> tuple[uuid.UUID, list[dict[str, str]]]:
-    """A committed, published tender and the headers of bidders of distinct organizations."""
-    async with create_session_factory(engine)() as session:
-        officer = await create_user(session, role=Role.officer)
-        tender = await create_tender(
-            session, officer=officer, status=TenderStatus.published, **columns
-        )
-        headers = [
-            await bearer(session, await create_user(session, role=Role.bidder))
-            for _ in range(bidders)
-        ]
-        await session.commit()
-        return tender.id, headers
-
-
-async def overlapping(body: bytes, everyone_started: asyncio.Barrier) -> AsyncIterator[bytes]:
-    """An upload that finishes only once every upload of the group has begun."""
-    yield body[:64]
-    await asyncio.wait_for(everyone_started.wait(), timeout=20)
-    for start in range(64, len(body), 4096):
-        await asyncio.sleep(0)
-        yield body[start : start + 4096]
-
-
-async def upload(
-    client: httpx.AsyncClient,
-    tender_id: uuid.UUID,
-    headers: dict[str, str],
-    body: bytes,
-    everyone_started: asyncio.Barrier,
-) -> httpx.Response:
-    return await client.post(
-        f"{TENDERS}/{tender_id}/bids",
-        content=overlapping(body, everyone_started),
-        headers={**OCTETS, **headers},
-    )
 
 
 class LogLock:

@@ -16,17 +16,16 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import Message, Scope
+from starlette.types import Message
 
 from bidding.auth.models import Role, User
 from bidding.crypto import age
 from bidding.db import utcnow
 from bidding.settings import Settings
 from bidding.tenders.models import Bid, LogEntry, Tender, TenderStatus
-from tests.crypto.test_age import padded_header
 from tests.factories import bearer, create_user
+from tests.support.bids import OCTETS, open_tender, padded_header, post_scope, sealed, submit
 from tests.tenders.conftest import TENDERS, Cast, create_tender, reload
-from tests.tenders.test_bids import OCTETS, open_tender, sealed, submit
 
 # Small, so that the limit is cheap to cross; honest bids here are a few hundred bytes.
 LIMIT = 256 * 1024
@@ -725,25 +724,6 @@ class TestWithdrawal:
 
 
 # --- a client going away mid-body ----------------------------------------------------------
-
-
-def post_scope(path: str, headers: dict[str, str]) -> Scope:
-    """The ASGI scope of a POST as a server hands it to the app."""
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-        "state": {},
-    }
 
 
 async def post_then_vanish(

@@ -3,20 +3,12 @@ lie about their length or vanish mid-body; and memory that stays flat whatever t
 
 import contextlib
 import hashlib
-import json
 import os
-import select
 import socket
-import sqlite3
 import struct
-import subprocess
-import sys
-import time
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,77 +17,22 @@ from bidding.crypto import age
 from bidding.crypto.receipts import receipt_problems
 from bidding.crypto.signing import VerifyKey
 from bidding.tenders import uploads
-from tests.factories import PASSWORD, credit_code
-from tests.tenders.conftest import TENDERS, tender_body
-from tests.test_serve import bidding_env, free_port
+from tests.support.processes import bidding_env
+from tests.support.uploads import (
+    WAIT,
+    Server,
+    answered,
+    chunk,
+    connect,
+    head,
+    header_of,
+    read_response,
+    serving_a_tender,
+    wait_for,
+)
 
 MIB = 1024 * 1024
 LIMIT = 1 * MIB
-WAIT = 20.0  # seconds; generous, the machine may be busy
-
-
-@dataclass
-class Server:
-    """A running `bidding serve` with its data dir, a published tender and a bidder's token."""
-
-    port: int
-    data_dir: Path
-    tender_id: str
-    recipient: age.Recipient
-    bidder: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def bids_path(self) -> str:
-        return f"{TENDERS}/{self.tender_id}/bids"
-
-    def sealed(self, plaintext: bytes = b'{"price": "1000000.00"}') -> bytes:
-        return age.seal_bytes(plaintext, [self.recipient])
-
-    def staged(self) -> list[Path]:
-        staging = self.data_dir / "staging"
-        return sorted(staging.iterdir()) if staging.exists() else []
-
-    def count(self, table: str) -> int:
-        with sqlite3.connect(self.data_dir / "bidding.sqlite3") as db:
-            (count,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()
-        return int(count)
-
-    def rows(self) -> tuple[int, int]:
-        """How many bid versions and log leaves the database holds."""
-        return self.count("bids"), self.count("log_entries")
-
-    def assert_rows(self, bids: int, leaves: int) -> None:
-        # Checked right after the answer: a request commits before it answers.
-        assert self.rows() == (bids, leaves)
-
-
-def _cli(env: dict[str, str], *args: str, stdin: bytes | None = None) -> subprocess.Popen[bytes]:
-    reader = None
-    if stdin is not None:
-        # A pipe holding stdin (a password, a few bytes) that communicate() leaves alone.
-        reader, writer = os.pipe()
-        os.write(writer, stdin)
-        os.close(writer)
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bidding", *args],
-            env=env,
-            stdin=reader,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-    finally:
-        if reader is not None:
-            os.close(reader)
-
-
-def _finish(process: subprocess.Popen[bytes]) -> None:
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, output.decode()
 
 
 @pytest.fixture(scope="module")
@@ -103,124 +40,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server on 127.0.0.1 with its own SQLite database and a 1 MiB bid limit."""
     data_dir = tmp_path_factory.mktemp("streaming") / "var"
     env = bidding_env(data_dir, BIDDING_DEMO="0", BIDDING_MAX_BID_BYTES=str(LIMIT))
-    _finish(_cli(env, "db", "upgrade"))
     accounts = {"officer": "officer@buyer.example", "bidder": "bidder@builder.example"}
-    creating = [
-        _cli(env, "users", "create", "--email", email, "--password-stdin", "--role", role,
-             "--org-name", f"{role} organization", "--org-code", credit_code(),
-             stdin=f"{PASSWORD}\n".encode())
-        for role, email in accounts.items()
-    ]  # fmt: skip
-    port = free_port()
-    process = _cli(env, "serve", "--port", str(port))
-    try:
-        for created in creating:
-            _finish(created)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=WAIT) as client:
-            started = time.monotonic()
-            while True:
-                try:
-                    client.get("/api/v1/health").raise_for_status()
-                    break
-                except httpx.TransportError:
-                    assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                    assert time.monotonic() - started < WAIT, "the server did not come up"
-                    time.sleep(0.1)
-            tokens = {}
-            for role, email in accounts.items():
-                answer = client.post(
-                    "/api/v1/auth/token", data={"username": email, "password": PASSWORD}
-                )
-                assert answer.status_code == 200, answer.text
-                tokens[role] = {"Authorization": f"Bearer {answer.json()['access_token']}"}
-            draft = client.post(TENDERS, json=tender_body(), headers=tokens["officer"])
-            assert draft.status_code == 201, draft.text
-            tender_id = draft.json()["id"]
-            published = client.post(f"{TENDERS}/{tender_id}/publish", headers=tokens["officer"])
-            assert published.status_code == 200, published.text
+    with serving_a_tender(env, data_dir, accounts) as (served, tender, tokens):
         yield Server(
-            port=port,
+            port=served.port,
             data_dir=data_dir,
-            tender_id=tender_id,
-            recipient=age.Recipient.parse(published.json()["opening_recipient"]),
+            tender_id=tender["id"],
+            recipient=age.Recipient.parse(tender["opening_recipient"]),
             bidder=tokens["bidder"],
         )
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 # --- raw HTTP ------------------------------------------------------------------------------
-
-
-def connect(server: Server) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
-    # Small buffers: what the client has sent is close to what the server has read.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
-    return sock
-
-
-def head(server: Server, **headers: str) -> bytes:
-    """A bid upload's request line and headers; keyword names use _ for -."""
-    fields = {
-        "Host": f"127.0.0.1:{server.port}",
-        "Content-Type": "application/octet-stream",
-        **server.bidder,
-        **{name.replace("_", "-"): value for name, value in headers.items()},
-    }
-    lines = [f"POST {server.bids_path} HTTP/1.1", *(f"{k}: {v}" for k, v in fields.items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def chunk(data: bytes) -> bytes:
-    return b"%x\r\n" % len(data) + data + b"\r\n"
-
-
-def read_response(sock: socket.socket) -> tuple[int, dict[str, Any]]:
-    """The status and JSON body of one response; (0, {}) if the server closed without one."""
-    buffer = b""
-    while b"\r\n\r\n" not in buffer:
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            assert not buffer, f"the connection closed inside a response: {buffer!r}"
-            return 0, {}
-        buffer += data
-    header, _, body = buffer.partition(b"\r\n\r\n")
-    status_line, *field_lines = header.decode("latin-1").split("\r\n")
-    fields = {k.strip().lower(): v.strip() for k, v in (f.split(":", 1) for f in field_lines)}
-    length = int(fields["content-length"])
-    while len(body) < length:
-        data = sock.recv(65536)
-        assert data, "the connection closed inside a response body"
-        body += data
-    return int(status_line.split()[1]), json.loads(body[:length])
-
-
-def answered(sock: socket.socket) -> bool:
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
 
 
 def vanish(sock: socket.socket) -> None:
     """Close the way a crashed client does: a reset, not a goodbye."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
-
-
-def wait_for(condition: Any, what: str) -> None:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < WAIT, f"timed out waiting until {what}"
-        time.sleep(0.02)
-
-
-def header_of(file: bytes) -> bytes:
-    length = age.header_length(file)
-    assert length is not None
-    return file[:length]
 
 
 def blob_path(server: Server, digest: str) -> Path:

@@ -8,37 +8,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.auth.models import Role, User
-from bidding.crypto import age
 from bidding.crypto.receipts import receipt_problems
-from bidding.crypto.signing import VerifyKey
 from bidding.db import utcnow
-from bidding.tenders.models import Bid, LogEntry, Tender, TenderStatus
+from bidding.tenders.models import Bid, LogEntry
 from tests.factories import bearer, create_user
-from tests.tenders.conftest import TENDERS, create_tender
-
-OCTETS = {"Content-Type": "application/octet-stream"}
-
-
-async def open_tender(session: AsyncSession, **columns: object) -> Tender:
-    officer = await create_user(session, role=Role.officer)
-    return await create_tender(session, officer=officer, status=TenderStatus.published, **columns)
-
-
-def sealed(text: bytes = b'{"price": "1000000.00"}') -> bytes:
-    return age.seal_bytes(text, [age.Identity.generate().recipient])
-
-
-async def submit(
-    client: httpx.AsyncClient, tender: Tender, headers: dict[str, str], body: bytes, **extra: str
-) -> httpx.Response:
-    return await client.post(
-        f"{TENDERS}/{tender.id}/bids", content=body, headers={**OCTETS, **headers, **extra}
-    )
-
-
-async def keys(client: httpx.AsyncClient) -> dict[str, VerifyKey]:
-    listed = (await client.get("/api/v1/keys")).json()["keys"]
-    return {k["key_id"]: VerifyKey.from_dict(k) for k in listed}
+from tests.support.bids import keys, open_tender, sealed, submit
+from tests.tenders.conftest import TENDERS
 
 
 class TestSubmit:

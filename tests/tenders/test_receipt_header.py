@@ -20,7 +20,7 @@ from bidding.crypto.receipts import make_receipt, receipt_problems
 from bidding.crypto.signing import SigningKey
 from bidding.tenders import uploads
 from tests.factories import bearer, create_user
-from tests.tenders.test_bids import keys, open_tender, submit
+from tests.support.bids import keys, open_tender, submit
 
 FORM = b'{"price": "1000000.00"}'
 

@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -26,10 +26,9 @@ from bidding.tenders.blobs import FilesystemBlobStore
 from bidding.tenders.models import Tender
 from bidding.tenders.schemas import TenderCreate
 from tests.factories import bearer, create_organization, create_user
+from tests.support.bids import OCTETS
+from tests.support.processes import free_port
 from tests.tenders.conftest import TENDERS, tender_body
-from tests.test_serve import free_port
-
-OCTETS = {"Content-Type": "application/octet-stream"}
 
 
 @dataclass
@@ -192,3 +191,13 @@ async def live_server(scene: Scene, database_url: str) -> AsyncIterator[LiveServ
         await serving
         await hub.stop()
         del scene.app.state.hub
+
+
+class FakeClock:
+    """A clock that says what the test sets."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
