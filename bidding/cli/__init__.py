@@ -40,6 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
         dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS, prog="bidding"
     )
     groups = []
+    # Each command's name and help line, as argparse keeps them for its own listing.
     for title, add_commands in AUDIENCES:
         first = len(commands._choices_actions)
         add_commands(commands)
