@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test fuzz bench screenshots clean
+.PHONY: run test test-fast fuzz bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ test: $(STAMP) $(FRONTEND)
 	$(BIN)/ruff format --check bidding tests bench alembic
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# The inner loop of a change: Ruff, and the tests that start no process, drive no browser and
+# take no long time (markers in pyproject.toml); `make test` still runs everything.
+test-fast: $(STAMP) $(FRONTEND)
+	$(BIN)/ruff check bidding tests bench alembic
+	$(BIN)/ruff format --check bidding tests bench alembic
+	$(BIN)/python -m pytest -m "not browser and not process and not slow"
 
 # The parsers of outside input under atheris, each for FUZZ_SECONDS from a fresh random seed
 # (`make test` runs them for a few seconds each, from a fixed seed).

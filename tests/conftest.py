@@ -38,6 +38,14 @@ pytest_plugins = ["tests.support.cluster", "tests.support.platform", "tests.supp
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+BROWSER_TESTS = PROJECT_ROOT / "tests" / "browser"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test in tests/browser is marked `browser` (`make test-fast` leaves them out)."""
+    for item in items:
+        if item.path.is_relative_to(BROWSER_TESTS):
+            item.add_marker(pytest.mark.browser)
 
 
 def shared_testdata(name: str, env_var: str) -> Path:

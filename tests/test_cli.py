@@ -11,6 +11,8 @@ import pytest
 from bidding.crypto import age
 from tests.support.processes import bidding, error_line
 
+pytestmark = pytest.mark.process
+
 CHUNK = age.CHUNK_SIZE
 
 

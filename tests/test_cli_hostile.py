@@ -29,6 +29,8 @@ from tests.support.platform import FORM, sign_in
 from tests.support.processes import bidding, bidding_env, free_port
 from tests.tenders.conftest import TENDERS, tender_body
 
+pytestmark = pytest.mark.process
+
 TENDER_ID = "8d0c3f4e-2b1a-4c5d-9e8f-7a6b5c4d3e2f"
 MIB = 1024 * 1024
 

@@ -25,6 +25,8 @@ from tests.support.processes import bidding as run_bidding
 from tests.support.processes import error_line
 from tests.tenders.conftest import TENDERS, tender_body
 
+pytestmark = pytest.mark.process
+
 CHUNK = age.CHUNK_SIZE
 ROOT = os.geteuid() == 0
 # Without CAP_DAC_OVERRIDE, root meets the folder's mode bits as any owner would.

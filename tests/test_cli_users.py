@@ -20,6 +20,8 @@ from bidding.auth.passwords import verify_password
 from tests.support.processes import bidding as run_bidding
 from tests.support.processes import bidding_env, error_line
 
+pytestmark = pytest.mark.process
+
 PASSWORD = "a long enough passphrase"
 EMAIL = "admin@example.com"
 CREATE = ["users", "create", "--email", EMAIL, "--role", "admin"]

@@ -803,6 +803,7 @@ class TestAgainstTheApp:
 # --- the commands, as a bidder runs them ---------------------------------------------------
 
 
+@pytest.mark.process
 class TestCommandLine:
     @pytest.mark.parametrize(
         ("args", "message"),
@@ -844,6 +845,7 @@ class TestCommandLine:
         assert error_line(result) == f"bidding: error: {missing}: its folder does not exist"
 
 
+@pytest.mark.process
 class TestEndToEnd:
     def test_a_bidder_seals_submits_resubmits_and_verifies(
         self, server: str, tmp_path: Path

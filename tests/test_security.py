@@ -592,6 +592,7 @@ def sign_in(served: Served, email: str, password: str, **headers: str) -> httpx.
         )
 
 
+@pytest.mark.process
 class TestBehindAProxy:
     def test_the_trusted_proxy_tells_the_scheme_and_the_client(self, served: Served) -> None:
         email, password = served.create_officer()
@@ -674,6 +675,7 @@ def chunked(total: int, first: bytes = b"") -> Iterator[bytes]:
         yield b"%x\r\n%s\r\n" % (len(block), block)
 
 
+@pytest.mark.process
 class TestLyingBodies:
     def test_a_negative_length_is_a_bad_request(self, served: Served) -> None:
         status = raw_exchange(served, head("/api/v1/auth/register", "Content-Length: -1"))
@@ -740,6 +742,7 @@ class TestLyingBodies:
         assert not list((Path(served.env["BIDDING_DATA_DIR"]) / "staging").glob("*"))
 
 
+@pytest.mark.process
 class TestServerOutput:
     def test_no_secret_reaches_the_servers_output(self, served: Served) -> None:
         """Sign-ins (bearer and cookie), a registration, a cookie session's write with its

@@ -5,10 +5,13 @@ import sqlite3
 import urllib.request
 from pathlib import Path
 
+import pytest
 from alembic.script import ScriptDirectory
 
 from bidding.migrations import alembic_config
 from tests.support.processes import bidding, bidding_env, serving
+
+pytestmark = pytest.mark.process
 
 
 class TestDatabaseCommands:

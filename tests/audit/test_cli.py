@@ -41,6 +41,8 @@ from tests.support.tampering import (
 )
 from tests.tenders.conftest import create_tender
 
+pytestmark = pytest.mark.process
+
 
 @dataclass
 class Place:

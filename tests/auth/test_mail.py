@@ -346,6 +346,7 @@ class TestSettings:
         assert problem in str(refused.value)
 
 
+@pytest.mark.process
 class TestServed:
     def test_bidding_serve_mails_the_link_and_does_not_log_it(self, tmp_path: Path) -> None:
         with smtp_server() as (port, inbox):

@@ -260,6 +260,7 @@ class TestFileKey:
 
 
 class TestInteroperability:
+    @pytest.mark.process
     def test_the_age_command_opens_what_we_seal(self, tmp_path: Path) -> None:
         cli = age_cli()
         one, two = age.Identity.generate(), age.Identity.generate()
@@ -274,6 +275,7 @@ class TestInteroperability:
             )
             assert opened.stdout == data
 
+    @pytest.mark.process
     def test_we_open_what_the_age_command_seals(self, tmp_path: Path) -> None:
         cli = age_cli()
         one, two = age.Identity.generate(), age.Identity.generate()

@@ -77,6 +77,7 @@ class TestBidFormNumberBeyondDecimal:
         )
 
 
+@pytest.mark.process
 class TestReceiptFileNestedTooDeep:
     def test_verify_receipt_says_it_is_not_a_receipt_instead_of_a_traceback(
         self, tmp_path: Path

@@ -39,6 +39,8 @@ def test_every_seed_passes_the_target(target: str) -> None:
             raise AssertionError(f"{path.relative_to(ROOT)}: {exc!r}") from exc
 
 
+@pytest.mark.slow
+@pytest.mark.process
 @pytest.mark.parametrize("target", TARGETS)
 def test_the_fuzzer_finds_no_failure(target: str, tmp_path: Path) -> None:
     found = tmp_path / "found"  # inputs that reach new code: kept out of the repository

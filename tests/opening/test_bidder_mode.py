@@ -453,6 +453,7 @@ async def run_bidding(*args: str, cwd: Path) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
+@pytest.mark.process
 class TestRevealCommand:
     async def test_bidding_reveal_refuses_a_swapped_header_and_reveals_the_true_one(
         self, scene: Scene, live_server: LiveServer, tmp_path: Path

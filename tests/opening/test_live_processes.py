@@ -53,6 +53,8 @@ from tests.support.cluster import (
 )
 from tests.tenders.conftest import TENDERS, tender_body
 
+pytestmark = pytest.mark.process
+
 WAIT = 60.0  # seconds; generous for a loaded machine, only waited for on failure
 QUIET = 1.0  # how long a watcher must stay silent after the last event: no duplicate comes
 # A room also reads the table at each tick, every TICK_SECONDS (5 s); an event that comes well

@@ -41,6 +41,8 @@ from tests.support.cluster import (
     submit,
 )
 
+pytestmark = pytest.mark.process
+
 # --- tests ---------------------------------------------------------------------------------
 
 

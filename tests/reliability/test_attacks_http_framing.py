@@ -35,6 +35,8 @@ from tests.support.uploads import (
     wait_for,
 )
 
+pytestmark = pytest.mark.process
+
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 CLAIMED = 2 * GIB

@@ -182,6 +182,7 @@ def _is_uuid(value: Any) -> bool:
     return True
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @hypothesis_settings(
     max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None

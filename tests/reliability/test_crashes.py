@@ -116,6 +116,7 @@ async def assert_record_binds(
 # --- kill -9 in the middle of a step -------------------------------------------------------
 
 
+@pytest.mark.process
 class TestKilledMidStep:
     @pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
     @pytest.mark.parametrize(
@@ -168,6 +169,7 @@ class TestKilledMidStep:
 # --- racing instances ----------------------------------------------------------------------
 
 
+@pytest.mark.process
 class TestManyInstances:
     @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
     async def test_three_instances_open_each_of_many_tenders_at_one_deadline_once(
@@ -234,6 +236,7 @@ async def untouched(database: Database, tender: Event) -> bool:
 
 
 class TestDownAcrossTheDeadline:
+    @pytest.mark.process
     @pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
     async def test_the_opening_runs_as_soon_as_the_server_is_back(
         self, database: Database, cluster: Cluster

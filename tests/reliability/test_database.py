@@ -38,6 +38,8 @@ from tests.support.cluster import (
     submit,
 )
 
+pytestmark = pytest.mark.process
+
 RETRIED = "the opening failed (attempt 1); retrying"
 
 

@@ -139,6 +139,7 @@ def staged(data_dir: Path) -> list[Path]:
     return sorted(staging.iterdir()) if staging.exists() else []
 
 
+@pytest.mark.process
 class TestUploadAcrossTheDeadline:
     @pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
     async def test_it_is_refused_without_a_receipt_and_leaves_nothing_behind(

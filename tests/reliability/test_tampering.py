@@ -53,6 +53,8 @@ from tests.support.cluster import (
 from tests.support.processes import bidding_env
 from tests.tenders.conftest import TENDERS, tender_body
 
+pytestmark = pytest.mark.process
+
 BIDDERS = 8
 OCTETS = {"Content-Type": "application/octet-stream"}
 

@@ -46,6 +46,8 @@ from tests.support.live import slow_socket
 from tests.support.processes import bidding_env
 from tests.tenders.conftest import TENDERS, tender_body
 
+pytestmark = pytest.mark.process
+
 WATCHERS = 8
 BIDS = 10
 NOTES = 3  # text fields of the bid form, each filled to the brim: events of ~30 KB

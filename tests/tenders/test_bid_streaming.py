@@ -67,6 +67,7 @@ def blob_path(server: Server, digest: str) -> Path:
 # --- the tests -----------------------------------------------------------------------------
 
 
+@pytest.mark.process
 class TestRealServer:
     def test_a_sealed_bid_streams_into_the_blob_store_with_a_receipt(self, server: Server) -> None:
         before = server.rows()
