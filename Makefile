@@ -30,6 +30,7 @@ test: $(STAMP) $(FRONTEND)
 	$(BIN)/ruff check bidding tests bench alembic
 	$(BIN)/ruff format --check bidding tests bench alembic
 	$(BIN)/mypy
+	cd frontend && npm test --silent
 	$(BIN)/python -m pytest
 
 # The parsers of outside input under atheris, each for FUZZ_SECONDS from a fresh random seed
