@@ -5,6 +5,7 @@
 // bid or an identity.
 import "./bidder.css";
 import { ApiError, api, serverNow, upload } from "./api.js";
+import { formatSize } from "./bytes.js";
 import { download, field, h, money, notice, when } from "./dom.js";
 import { t } from "./i18n.js";
 import { countdown, loadTender, tenderFacts } from "./public.js";
@@ -12,14 +13,6 @@ import * as sealing from "./sealing.js";
 
 const RETRIED_STATUSES = new Set([0, 408, 429, 500, 502, 503, 504]);
 const POLL_MS = 3000;
-
-/** A size in bytes for a reader: 512 B, 12.3 KB, 4.5 MB (1 KB = 1024 bytes). */
-function size(count) {
-  if (count < 1024) return `${count} B`;
-  if (count < 1024 * 1024) return `${(count / 1024).toFixed(1)} KB`;
-  if (count < 1024 * 1024 * 1024) return `${(count / 1024 / 1024).toFixed(1)} MB`;
-  return `${(count / 1024 / 1024 / 1024).toFixed(2)} GB`;
-}
 
 /** Replace a node's children, leaving out the absent ones (replaceChildren writes "null"). */
 function put(node, ...children) {
@@ -243,7 +236,7 @@ async function showBid({ main, params, user }) {
       const rows = [
         ["bid_version", String(bid.version)],
         ["bid_sha256", h("code", {}, bid.sha256)],
-        ["bid_size", bid.size < 1024 ? `${bid.size} B` : `${size(bid.size)} (${grouped(bid.size)} B)`],
+        ["bid_size", bid.size < 1024 ? `${bid.size} B` : `${formatSize(bid.size)} (${grouped(bid.size)} B)`],
         ["bid_received", when(bid.received_at)],
         ["bid_status", t(`bid_status_${bid.status}`)],
       ];
@@ -477,7 +470,7 @@ async function showBid({ main, params, user }) {
                 "li",
                 {},
                 h("span", { class: "name" }, file.name),
-                h("span", { class: "size" }, size(file.size)),
+                h("span", { class: "size" }, formatSize(file.size)),
                 h(
                   "button",
                   {
@@ -533,7 +526,7 @@ async function showBid({ main, params, user }) {
       const percent = total ? Math.floor((done / total) * 100) : 0;
       stage.textContent = label;
       bar.value = percent;
-      amount.textContent = t("bid_progress", { percent, done: size(done), total: size(total) });
+      amount.textContent = t("bid_progress", { percent, done: formatSize(done), total: formatSize(total) });
     };
 
     const markFields = (problems) => {

@@ -1,20 +1,9 @@
 // A tender's documents: the list everyone sees (download, size, SHA-256), and for its officers
 // an upload with a progress bar, a reason when the tender is published, removal on a draft.
 import { ApiError, api, upload } from "./api.js";
+import { formatSize } from "./bytes.js";
 import { field, h, notice, when } from "./dom.js";
 import { t } from "./i18n.js";
-
-/** Bytes in the reader's units: 1.5 MB, 320 KB. */
-export function bytes(size) {
-  const units = ["B", "KB", "MB", "GB"];
-  let value = size;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
-}
 
 /** The documents as a table; with manage, the officer's upload and (drafts) removal too. */
 export function documentsPanel(tender, { manage = false, changed = () => {} } = {}) {
@@ -29,7 +18,7 @@ export function documentsPanel(tender, { manage = false, changed = () => {} } = 
         {},
         h("a", { href: `/api/v1/tenders/${tender.id}/documents/${document.id}`, download: document.name }, document.name),
       ),
-      h("td", { class: "number" }, bytes(document.size)),
+      h("td", { class: "number" }, formatSize(document.size)),
       h("td", { class: "wide" }, when(document.uploaded_at)),
       h("td", { class: "wide" }, h("code", { title: t("doc_digest") }, document.sha256.slice(0, 16) + "…")),
       manage && tender.status === "draft"

@@ -1,21 +1,30 @@
-// The opening hall (开标大厅): the opening as it happens, over the live room's WebSocket.
-// Every event is applied once, in seq order: a reconnection resumes after the last seq held,
-// what is at or below it is ignored, and a gap is filled from the REST list before going on.
-// The participants act here too: check-in, objections and their answers, confirming the record.
+// The opening hall (开标大厅): the opening drawn as it happens. hall/live.js brings the events
+// in seq order and hall/state.js folds them into what they have told; this page draws that
+// state, redrawing the parts whose state changed. The participants act here too: check-in,
+// objections and their answers, confirming the record.
 import "./hall.css";
-import { ApiError, api, serverNow, syncClock } from "./api.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { ApiError, api, serverNow } from "./api.js";
+import { hexToBytes } from "./bytes.js";
+import { priceChart } from "./chart.js";
 import { download, field, h, money, notice, when } from "./dom.js";
 import { currentLanguage, has, t } from "./i18n.js";
 import { countdown, loadTender, tenderFacts } from "./public.js";
-import { priceChart } from "./chart.js";
+import { followOpening } from "./hall/live.js";
+import {
+  checkDraw,
+  checkedIn,
+  confirmedBy,
+  decryptedCount,
+  finished,
+  initialState,
+  listedBidOf,
+  lowestPrice,
+  validPrices,
+} from "./hall/state.js";
 
-const BACKOFF_FIRST_MS = 1000;
-const BACKOFF_MOST_MS = 15_000;
-// Ticks come every 5 seconds: this long without any message means the connection is dead.
-const SILENCE_MS = 20_000;
 // Screen readers hear new events at most this often, as one sentence.
 const ANNOUNCE_EVERY_MS = 4000;
-const REST_PAGE = 1000;
 
 /** A digest shortened for the eye, whole for a screen reader. */
 function digest(hex) {
@@ -31,16 +40,6 @@ function clockTime(milliseconds) {
   return new Date(milliseconds).toLocaleTimeString(currentLanguage(), { hour12: false });
 }
 
-function hex(buffer) {
-  return [...new Uint8Array(buffer)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-function bytes(hexText) {
-  const out = new Uint8Array(hexText.length / 2);
-  for (let i = 0; i < out.length; i += 1) out[i] = Number.parseInt(hexText.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
 async function sha256(data) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", data));
 }
@@ -48,15 +47,6 @@ async function sha256(data) {
 /** A reason code in words; a code this page does not know yet is shown as it is. */
 function reason(code) {
   return has(`hall_reason_${code}`) ? t(`hall_reason_${code}`) : String(code);
-}
-
-/** Close a socket, also one still connecting (closing that would log an error). */
-function closeSocket(socket, code, why) {
-  if (socket.readyState === WebSocket.CONNECTING) {
-    socket.addEventListener("open", () => socket.close(code, why));
-  } else {
-    socket.close(code, why);
-  }
 }
 
 /** What the page says about an event, in the reader's language. */
@@ -103,12 +93,6 @@ function describeEvent(event, tender) {
   }
 }
 
-/** The live room's address for this page, resuming after `after`. */
-function liveUrl(id, after) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  return `${scheme}://${location.host}/api/v1/tenders/${id}/opening/live?after=${after}`;
-}
-
 async function showHall({ main, params, user }) {
   const tender = await loadTender(params[0]);
   const id = tender.id;
@@ -127,26 +111,10 @@ async function showHall({ main, params, user }) {
   }
   const participant = isOfficer || hasBid;
 
-  // --- what the events have told -----------------------------------------------------------
-  const state = {
-    last: 0,
-    status: tender.status,
-    listed: [], // bids.listed
-    outcomes: new Map(), // bid_id -> event
-    windowOpened: null,
-    windowClosed: null,
-    coefficient: null,
-    scores: null,
-    record: null,
-    failed: null,
-    completed: false,
-    attendance: [],
-    confirmations: [],
-    objections: new Map(), // objection_id -> {raised, answered}
-    sealedRoot: null,
-  };
-  const finished = () => state.record !== null || state.failed !== null || state.completed;
-  const myListedBid = () => state.listed.find((bid) => bid.bidder_id === myOrganization) ?? null;
+  // What the events have told: `state` is the latest, `drawn` the one the page last drew.
+  let state = initialState(tender.status);
+  let drawn = state;
+  const myListedBid = () => listedBidOf(state, myOrganization);
 
   // --- the page's parts, built once and updated in place -----------------------------------
   const clockOut = h("output", { class: "clock", "aria-live": "off" });
@@ -304,15 +272,15 @@ async function showHall({ main, params, user }) {
 
   function drawActions() {
     const passed = serverNow() >= Date.parse(tender.bid_deadline);
-    const checkedIn = !!user && state.attendance.some((event) => event.data.user_id === user.id);
+    const isCheckedIn = !!user && checkedIn(state, user.id);
     if (participant) {
-      checkInButton.hidden = checkedIn;
+      checkInButton.hidden = isCheckedIn;
       const early = user.role === "bidder" && !passed;
-      checkInButton.disabled = early || finished() || checkInButton.dataset.busy === "1";
-      if (checkedIn) {
+      checkInButton.disabled = early || finished(state) || checkInButton.dataset.busy === "1";
+      if (isCheckedIn) {
         checkInResult.replaceChildren(notice(t("hall_checkedIn"), "ok"));
         checkInNote.textContent = "";
-      } else if (finished()) {
+      } else if (finished(state)) {
         checkInNote.textContent = t("hall_checkInClosed");
       } else {
         checkInNote.textContent = early ? t("hall_checkInAfterDeadline") : "";
@@ -320,7 +288,7 @@ async function showHall({ main, params, user }) {
     }
     // A bidder whose bid is being opened objects while the opening runs.
     const mine = myListedBid();
-    objectionForm.hidden = !(user?.role === "bidder" && mine && state.status === "opening" && !finished());
+    objectionForm.hidden = !(user?.role === "bidder" && mine && state.status === "opening" && !finished(state));
     drawRecordActions();
   }
 
@@ -455,16 +423,14 @@ async function showHall({ main, params, user }) {
       verdict.replaceChildren(notice(t("hall_cannotVerify"), "info"));
       return;
     }
-    const seed = bytes(d.seed);
-    const root = bytes(d.root_hash);
-    const committed = hex(await sha256(seed)) === tender.coefficient_commitment;
+    const seed = hexToBytes(d.seed);
+    const root = hexToBytes(d.root_hash);
+    const committed = bytesToHex(await sha256(seed)) === tender.coefficient_commitment;
     const joined = new Uint8Array(seed.length + root.length);
     joined.set(seed);
     joined.set(root, seed.length);
-    const drawn = BigInt(`0x${hex(await sha256(joined))}`);
     const choices = d.choices ?? [];
-    const index = choices.length ? Number(drawn % BigInt(choices.length)) : -1;
-    const drawOk = index === d.index && choices[index] === d.coefficient;
+    const { index, ok: drawOk } = checkDraw(d, bytesToHex(await sha256(joined)));
     const rootOk = state.sealedRoot === null || state.sealedRoot === d.root_hash;
     const lines = [];
     if (committed) {
@@ -486,10 +452,7 @@ async function showHall({ main, params, user }) {
   }
 
   function drawResults() {
-    const valid = state.listed
-      .map((bid) => state.outcomes.get(bid.bid_id))
-      .filter((outcome) => outcome?.type === "bid.decrypted")
-      .map((outcome) => ({ label: outcome.data.bidder_name, value: outcome.data.price }));
+    const valid = validPrices(state);
     if (!valid.length) {
       resultsBox.hidden = true;
       return;
@@ -503,7 +466,7 @@ async function showHall({ main, params, user }) {
     if (working?.benchmark_price) {
       lines.push({ label: t("hall_benchmarkLine"), value: working.benchmark_price, kind: "benchmark" });
     } else if (scores) {
-      const lowest = working?.lowest_price ?? scores.ranking.map((place) => place.price).sort((a, b) => Number(a) - Number(b))[0];
+      const lowest = lowestPrice(scores);
       if (lowest) lines.push({ label: t("hall_lowestLine"), value: lowest, kind: "lowest" });
     }
     const prices = valid.map((point) => Number(point.value));
@@ -586,7 +549,7 @@ async function showHall({ main, params, user }) {
   function drawFailed() {
     if (!state.failed) return;
     const d = state.failed.data;
-    const valid = [...state.outcomes.values()].filter((outcome) => outcome.type === "bid.decrypted").length;
+    const valid = decryptedCount(state);
     let text;
     if (d.reason === "too_few_bids") {
       text = t("hall_failedTooFewBids", { count: state.listed.length, min: tender.min_bids });
@@ -652,7 +615,7 @@ async function showHall({ main, params, user }) {
 
   function drawRecordActions() {
     const mine = myListedBid();
-    const confirmed = state.confirmations.some((event) => event.data.bidder_id === myOrganization);
+    const confirmed = confirmedBy(state, myOrganization);
     confirmButton.hidden = !(state.record && user?.role === "bidder" && mine && !confirmed);
     if (confirmed && user?.role === "bidder") confirmResult.replaceChildren(notice(t("hall_confirmedYou"), "ok"));
   }
@@ -675,7 +638,7 @@ async function showHall({ main, params, user }) {
             method: "POST",
             json: { text: text.value },
           });
-          receive(answered);
+          live.receive(answered);
         } catch (error) {
           result.replaceChildren(notice(error.message, "error"));
           button.disabled = false;
@@ -705,11 +668,38 @@ async function showHall({ main, params, user }) {
     );
   }
 
-  // --- applying events, once each and in order ---------------------------------------------
-  const dirty = new Set();
+  function drawObjections(was, now) {
+    for (const [objectionId, objection] of now) {
+      const before = was.get(objectionId);
+      if (!before) drawObjection(objection.raised);
+      if (objection.answered && objection.answered !== before?.answered) drawAnswer(objection.answered);
+    }
+  }
+
+  /** Redraw the parts whose state is no longer the one drawn. */
+  function redraw() {
+    const was = drawn;
+    drawn = state;
+    const changed = (name) => was[name] !== state[name];
+    if (changed("status")) drawStatus();
+    if (changed("attendance")) drawAttendance();
+    if (["listed", "outcomes", "windowOpened", "windowClosed"].some(changed)) drawBids();
+    if (changed("coefficient")) {
+      drawCoefficient().catch((error) => {
+        coefficientBox.querySelector(".verdict")?.replaceChildren(notice(error.message, "error"));
+      });
+    }
+    if (changed("outcomes") || changed("scores")) drawResults();
+    if (changed("failed")) drawFailed();
+    if (changed("record")) drawRecord();
+    if (changed("confirmations")) drawConfirmations();
+    if (changed("objections")) drawObjections(was.objections, state.objections);
+    if (["status", "listed", "record", "failed", "completed", "attendance"].some(changed)) drawActions();
+  }
+
+  // --- the timeline, and what screen readers hear ------------------------------------------
   let announceQueue = [];
   let announceTimer = null;
-  let replayUntil = 0; // events up to this seq were history when the page came: not announced
 
   function announce(text) {
     announceQueue.push(text);
@@ -723,8 +713,8 @@ async function showHall({ main, params, user }) {
     }, ANNOUNCE_EVERY_MS);
   }
 
-  function apply(event) {
-    state.last = event.seq;
+  function applied(event, next, replayed) {
+    state = next;
     const text = describeEvent(event, tender);
     timelineEmpty.hidden = true;
     timeline.prepend(
@@ -738,280 +728,31 @@ async function showHall({ main, params, user }) {
         h("span", { class: "what" }, text),
       ),
     );
-    if (event.seq > replayUntil) announce(text);
-    const d = event.data ?? {};
-    switch (event.type) {
-      case "opening.started":
-        state.status = "opening";
-        dirty.add("status").add("actions");
-        break;
-      case "log.sealed":
-        state.sealedRoot = d.tree_head?.root_hash ?? null;
-        break;
-      case "bids.listed":
-        state.listed = d.bids ?? [];
-        dirty.add("bids").add("actions");
-        break;
-      case "bid.decrypted":
-      case "bid.rejected":
-      case "bid.withdrawn":
-        state.outcomes.set(d.bid_id, event);
-        dirty.add("bids").add("results");
-        break;
-      case "decryption.window_opened":
-        state.windowOpened = event;
-        dirty.add("bids");
-        break;
-      case "decryption.window_closed":
-        state.windowClosed = event;
-        dirty.add("bids");
-        break;
-      case "coefficient.drawn":
-        state.coefficient = event;
-        dirty.add("coefficient");
-        break;
-      case "scores.computed":
-        state.scores = event;
-        dirty.add("results");
-        break;
-      case "record.published":
-        state.record = event;
-        dirty.add("record").add("actions");
-        break;
-      case "opening.failed":
-        state.failed = event;
-        state.status = "failed";
-        dirty.add("failed").add("status").add("actions");
-        break;
-      case "opening.completed":
-        state.completed = true;
-        state.status = d.status ?? "opened";
-        dirty.add("status").add("actions");
-        break;
-      case "attendance.checked_in":
-        state.attendance.push(event);
-        dirty.add("attendance").add("actions");
-        break;
-      case "objection.raised":
-        state.objections.set(d.objection_id, { raised: event, answered: null });
-        drawObjection(event);
-        break;
-      case "objection.answered":
-        if (state.objections.has(d.objection_id)) state.objections.get(d.objection_id).answered = event;
-        drawAnswer(event);
-        break;
-      case "record.confirmed":
-        state.confirmations.push(event);
-        dirty.add("confirmations");
-        break;
-      default:
-        break;
-    }
+    if (!replayed) announce(text);
   }
 
-  function redraw() {
-    if (dirty.has("status")) drawStatus();
-    if (dirty.has("attendance")) drawAttendance();
-    if (dirty.has("bids")) drawBids();
-    if (dirty.has("coefficient")) {
-      drawCoefficient().catch((error) => {
-        coefficientBox.querySelector(".verdict")?.replaceChildren(notice(error.message, "error"));
-      });
-    }
-    if (dirty.has("results")) drawResults();
-    if (dirty.has("failed")) drawFailed();
-    if (dirty.has("record")) drawRecord();
-    if (dirty.has("confirmations")) drawConfirmations();
-    if (dirty.has("actions")) drawActions();
-    dirty.clear();
-  }
-
-  // Events from the socket and from the actions' answers wait here and are applied in order.
-  const incoming = [];
-  let draining = false;
-
-  /** The events after the last one held, from the REST list, until `upTo` (or the end). */
-  async function fillGap(upTo) {
-    while (state.last < upTo) {
-      const page = await api(`/tenders/${id}/opening/events?after=${state.last}&limit=${REST_PAGE}`);
-      for (const event of page.events) {
-        if (event.seq === state.last + 1) apply(event);
-      }
-      if (!page.has_more || !page.events.length) break;
-    }
-  }
-
-  async function drain() {
-    if (draining) return;
-    draining = true;
-    try {
-      while (incoming.length) {
-        const event = incoming.shift();
-        if (event.seq <= state.last) continue; // seen already: a replay or our own action
-        if (event.seq > state.last + 1) {
-          try {
-            await fillGap(event.seq - 1);
-          } catch {
-            // The socket resumes from the last seq held: nothing is lost, nothing doubled.
-            incoming.length = 0;
-            restart(t("hall_gapFailed"));
-            return;
-          }
-          if (event.seq !== state.last + 1) continue; // the list went further, or cannot fill
-        }
-        apply(event);
-      }
-    } finally {
-      draining = false;
-      redraw();
-    }
-  }
-
-  function receive(event) {
-    if (!event || typeof event.seq !== "number") return;
-    incoming.push(event);
-    drain();
-  }
-
-  // --- the live room -----------------------------------------------------------------------
-  let socket = null;
-  let leaving = false;
-  let retryTimer = null;
-  let silenceTimer = null;
-  let backoff = BACKOFF_FIRST_MS;
-  let dropped = false; // a banner is up for a lost connection
-  let welcomed = false;
-
-  function setConnection(text) {
-    connection.textContent = text;
-  }
-
-  function showBanner(text) {
-    banner.replaceChildren(h("p", { class: "notice error banner", role: "alert" }, text));
-  }
-
-  function watchSilence() {
-    clearTimeout(silenceTimer);
-    silenceTimer = setTimeout(() => restart(t("hall_lost")), SILENCE_MS);
-  }
-
-  function connect() {
-    clearTimeout(retryTimer);
-    retryTimer = null;
-    if (leaving) return;
-    setConnection(dropped ? t("hall_lost") : t("hall_connecting"));
-    const opened = new WebSocket(liveUrl(id, state.last));
-    socket = opened;
-    opened.addEventListener("open", () => {
-      if (opened !== socket) return; // given up on already
-      // A first message at once: an unsigned watcher of a closed opening is refused now
-      // (4401) instead of after the room's wait for a token.
-      opened.send(JSON.stringify({ type: "ping" }));
-      watchSilence();
-    });
-    opened.addEventListener("message", (message) => {
-      if (opened !== socket) return;
-      watchSilence();
-      let body;
-      try {
-        body = JSON.parse(message.data);
-      } catch {
-        return;
-      }
-      if (typeof body.seq === "number") {
-        receive(body);
-        if (welcomed) setConnection(t("hall_live", { seq: Math.max(state.last, body.seq) }));
-        return;
-      }
-      if (body.server_time) syncClock(body.server_time);
-      if (body.type === "welcome") {
-        if (!welcomed && replayUntil === 0) replayUntil = body.last_seq ?? 0;
-        welcomed = true;
-        backoff = BACKOFF_FIRST_MS;
-        setConnection(body.last_seq ? t("hall_live", { seq: body.last_seq }) : t("hall_liveNone"));
-        if (dropped) {
-          dropped = false;
-          banner.replaceChildren(h("p", { class: "notice ok", role: "status" }, t("hall_resumed", { seq: body.after })));
-          setTimeout(() => {
-            if (!dropped) banner.replaceChildren();
-          }, 5000);
-        }
-      }
-    });
-    opened.addEventListener("close", (closing) => {
-      if (opened !== socket) return;
-      socket = null;
-      clearTimeout(silenceTimer);
-      welcomed = false;
-      if (leaving) return;
-      closed(closing.code);
-    });
-  }
-
-  function stop(message) {
-    setConnection(t("hall_closed"));
-    banner.replaceChildren();
-    stopped.replaceChildren(message);
-  }
-
-  function closed(code) {
-    if (code === 4401) {
+  // --- the connection ----------------------------------------------------------------------
+  function refused(key) {
+    const text = t(key);
+    if (key === "hall_signInNeeded") {
       const link = h("a", { href: `#/sign-in?next=${encodeURIComponent(`/tenders/${id}/hall`)}` }, t("hall_signInLink"));
-      stop(h("p", { class: "notice error", role: "alert" }, t("hall_signInNeeded"), " ", link));
-      return;
+      stopped.replaceChildren(h("p", { class: "notice error", role: "alert" }, text, " ", link));
+    } else {
+      stopped.replaceChildren(notice(text, "error"));
     }
-    if (code === 4403) return stop(notice(t("hall_notParticipant"), "error"));
-    if (code === 4404) return stop(notice(t("hall_noTender"), "error"));
-    if (code === 4400) return stop(notice(t("hall_badRequest"), "error"));
-    if (code === 4008) {
-      // Fell behind: resume at once from the last seq held, without alarming anyone.
-      connect();
-      return;
-    }
-    retry();
   }
 
-  function retry() {
-    if (leaving || retryTimer) return;
-    if (!dropped) {
-      dropped = true;
-      showBanner(t("hall_lost"));
-    }
-    if (!navigator.onLine) {
-      setConnection(t("hall_offline"));
-      return; // "online" reconnects
-    }
-    const wait = backoff * (0.8 + Math.random() * 0.4);
-    backoff = Math.min(backoff * 2, BACKOFF_MOST_MS);
-    setConnection(t("hall_retrying", { seconds: Math.ceil(wait / 1000) }));
-    retryTimer = setTimeout(connect, wait);
-  }
-
-  /** Drop the connection we have (dead, or behind a gap we could not fill) and resume. */
-  function restart(text) {
-    const current = socket;
-    socket = null;
-    clearTimeout(silenceTimer);
-    welcomed = false;
-    if (current) closeSocket(current, 4000, "resuming");
-    if (!dropped) {
-      dropped = true;
-      showBanner(text);
-    }
-    retry();
-  }
-
-  const online = () => {
-    if (dropped && !socket) {
-      backoff = BACKOFF_FIRST_MS;
-      connect();
-    }
+  const connectionView = {
+    applied,
+    settled: redraw,
+    status: (key, values) => {
+      connection.textContent = t(key, values);
+    },
+    lost: (key) => banner.replaceChildren(h("p", { class: "notice error banner", role: "alert" }, t(key))),
+    resumed: (after) => banner.replaceChildren(h("p", { class: "notice ok", role: "status" }, t("hall_resumed", { seq: after }))),
+    calm: () => banner.replaceChildren(),
+    refused,
   };
-  const offline = () => {
-    if (socket) restart(t("hall_lost"));
-  };
-  window.addEventListener("online", online);
-  window.addEventListener("offline", offline);
 
   // --- the participants' actions -----------------------------------------------------------
   checkInButton.addEventListener("click", async () => {
@@ -1019,7 +760,7 @@ async function showHall({ main, params, user }) {
     checkInButton.disabled = true;
     checkInResult.replaceChildren();
     try {
-      receive(await api(`/tenders/${id}/opening/check-in`, { method: "POST" }));
+      live.receive(await api(`/tenders/${id}/opening/check-in`, { method: "POST" }));
     } catch (error) {
       checkInResult.replaceChildren(notice(error.message, "error"));
     } finally {
@@ -1036,7 +777,7 @@ async function showHall({ main, params, user }) {
       const raised = await api(`/tenders/${id}/opening/objections`, { method: "POST", json: { text: objectionText.value } });
       objectionText.value = "";
       objectionResult.replaceChildren(notice(t("hall_raised"), "ok"));
-      receive(raised);
+      live.receive(raised);
     } catch (error) {
       objectionResult.replaceChildren(notice(error.message, "error"));
     } finally {
@@ -1048,7 +789,7 @@ async function showHall({ main, params, user }) {
     confirmButton.disabled = true;
     confirmResult.replaceChildren();
     try {
-      receive(await api(`/tenders/${id}/opening/record/confirm`, { method: "POST" }));
+      live.receive(await api(`/tenders/${id}/opening/record/confirm`, { method: "POST" }));
     } catch (error) {
       const text = error instanceof ApiError && error.type === "already_confirmed" ? t("hall_confirmedYou") : error.message;
       confirmResult.replaceChildren(notice(text, error.type === "already_confirmed" ? "ok" : "error"));
@@ -1064,19 +805,13 @@ async function showHall({ main, params, user }) {
   drawActions();
   drawClock();
   const clockTimer = setInterval(drawClock, 1000);
-  connect();
+  const live = followOpening(id, state, connectionView);
 
   return () => {
-    leaving = true;
+    live.leave();
     clearInterval(clockTimer);
-    clearTimeout(retryTimer);
-    clearTimeout(silenceTimer);
     clearTimeout(announceTimer);
     stopCountdown();
-    window.removeEventListener("online", online);
-    window.removeEventListener("offline", offline);
-    if (socket) closeSocket(socket, 1000, "leaving");
-    socket = null;
   };
 }
 
