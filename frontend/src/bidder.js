@@ -6,8 +6,9 @@
 import "./bidder.css";
 import { ApiError, api, serverNow, upload } from "./api.js";
 import { formatSize } from "./bytes.js";
-import { download, field, h, money, notice, when } from "./dom.js";
+import { download, field, grouped, h, money, notice, when } from "./dom.js";
 import { t } from "./i18n.js";
+import { identityForm } from "./identity.js";
 import { countdown, loadTender, tenderFacts } from "./public.js";
 import * as sealing from "./sealing.js";
 
@@ -17,10 +18,6 @@ const POLL_MS = 3000;
 /** Replace a node's children, leaving out the absent ones (replaceChildren writes "null"). */
 function put(node, ...children) {
   node.replaceChildren(...children.filter((child) => child !== null && child !== undefined && child !== false));
-}
-
-function grouped(count) {
-  return String(count).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 }
 
 /** Problems ([key, values] pairs) in words, joined. */
@@ -805,22 +802,11 @@ async function showBid({ main, params, user }) {
     const [clock, stopClock] = countdown(closesAt);
     stopWindowClock = stopClock;
     stops.add(stopClock);
-    const picker = h("input", { type: "file", id: "bid-reveal-identity", accept: ".txt,.key,text/plain" });
     const receiptPicker = h("input", { type: "file", id: "bid-reveal-receipt", accept: ".json,application/json" });
     const kept = newestKept(tender.id, organization);
     const receiptHint = kept.receipt
       ? t("bid_reveal_receipt_kept", { version: kept.receipt.body.version })
       : t("bid_reveal_receipt_none");
-    const button = h("button", { type: "submit" }, t("bid_reveal_submit"));
-    const message = h("div", { "aria-live": "assertive" });
-    const form = h(
-      "form",
-      { class: "reveal" },
-      field(t("bid_reveal_file"), picker),
-      field(t("bid_reveal_receipt_file"), receiptPicker, receiptHint),
-      h("div", { class: "actions" }, button),
-      message,
-    );
     /** The bidder's own receipt of the bid: the file chosen, else the one kept here. */
     const ownReceipt = async () => {
       const chosen = receiptPicker.files[0];
@@ -838,18 +824,13 @@ async function showBid({ main, params, user }) {
       }
       return kept.receipt;
     };
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      message.replaceChildren();
-      const file = picker.files[0];
-      if (!file) {
-        message.replaceChildren(notice(t("bid_refuse_identity_file"), "error"));
-        picker.focus();
-        return;
-      }
-      button.disabled = true;
-      try {
-        const identity = sealing.identityFromText(await file.text());
+    const form = identityForm({
+      id: "bid-reveal-identity",
+      label: t("bid_reveal_file"),
+      more: [field(t("bid_reveal_receipt_file"), receiptPicker, receiptHint)],
+      submit: t("bid_reveal_submit"),
+      className: "reveal",
+      use: async (identity) => {
         const receipt = await ownReceipt();
         const pin = sealing.pinnedHeader(receipt, await keys(), tender.id);
         if (pin.problems) throw new sealing.SealingRefused("bid_reveal_rx_refused", { problems: words(pin.problems) });
@@ -866,15 +847,14 @@ async function showBid({ main, params, user }) {
         const outcome = await api(`/tenders/${tender.id}/opening/reveal`, { method: "POST", json: { file_key: fileKey } });
         stopClock();
         revealBox.replaceChildren(title, h("div", { class: "outcome" }, outcomeNotice(outcome)), hall);
-      } catch (error) {
+      },
+      failed: (error) => {
         const tries = error instanceof ApiError ? error.body?.tries_left : undefined;
-        put(
-          message,
+        return [
           notice(t("bid_reveal_refused", { reason: errorText(error) }), "error"),
           tries !== undefined ? h("p", {}, t("bid_reveal_tries", { n: tries })) : null,
-        );
-        button.disabled = false;
-      }
+        ];
+      },
     });
     revealBox.replaceChildren(
       title,
@@ -1092,22 +1072,11 @@ async function showKeys({ main, user }) {
       return;
     }
     checkBox.hidden = false;
-    const picker = h("input", { type: "file", id: "bid-keys-identity", accept: ".txt,.key,text/plain" });
-    const button = h("button", { type: "submit" }, t("bid_keys_check"));
-    const message = h("div", { "aria-live": "assertive" });
-    const form = h("form", {}, field(t("bid_keys_check_file"), picker), h("div", { class: "actions" }, button), message);
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      message.replaceChildren();
-      const file = picker.files[0];
-      if (!file) {
-        message.replaceChildren(notice(t("bid_refuse_identity_file"), "error"));
-        picker.focus();
-        return;
-      }
-      button.disabled = true;
-      try {
-        const identity = sealing.identityFromText(await file.text());
+    const form = identityForm({
+      id: "bid-keys-identity",
+      label: t("bid_keys_check_file"),
+      submit: t("bid_keys_check"),
+      use: async (identity) => {
         const mine = await sealing.recipientOf(identity);
         const registered = keys.current?.recipient;
         if (mine !== registered) throw new Error(t("bid_keys_check_other", { mine, registered }));
@@ -1116,12 +1085,9 @@ async function showKeys({ main, user }) {
         await api("/me/keys/challenge/answer", { method: "POST", json: { answer } });
         await refresh();
         checkBox.querySelector(".notice.ok")?.remove(); // "registered, now check it" is done
-        message.replaceChildren(notice(t("bid_keys_check_ok"), "ok"));
-      } catch (error) {
-        message.replaceChildren(notice(t("bid_keys_check_failed", { reason: errorText(error) }), "error"));
-      } finally {
-        button.disabled = false;
-      }
+        return notice(t("bid_keys_check_ok"), "ok");
+      },
+      failed: (error) => notice(t("bid_keys_check_failed", { reason: errorText(error) }), "error"),
     });
     put(
       checkBox,
