@@ -1,5 +1,5 @@
 // The bidder's side of a sealed bid, as pure functions: the bid form read as the opening reads
-// it (bidding/opening/forms.py), the plaintext (the form's canonical JSON, or a ZIP of bid.json
+// it (bidding/rules/forms.py), the plaintext (the form's canonical JSON, or a ZIP of bid.json
 // and the documents, as bidding/client.py builds it), sealing with age, the file key of a
 // bid's header, and the checks of receipts and inclusion proofs. Nothing here touches the
 // page or the network. Refusals are [textKey, values] pairs for the page to put in words.
@@ -10,7 +10,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { deflateSync, zipSync } from "fflate";
 import { hexToBytes } from "./bytes.js";
 
-// --- limits of the opening (bidding/opening/forms.py) ---------------------------------------
+// --- limits of the opening (bidding/rules/forms.py) -----------------------------------------
 
 const MIB = 1024 * 1024;
 export const PRICE_FIELD = "price";
