@@ -27,9 +27,10 @@ run: $(STAMP) $(FRONTEND)
 	$(BIN)/bidding serve
 
 test: $(STAMP) $(FRONTEND)
-	$(BIN)/ruff check bidding tests bench alembic
-	$(BIN)/ruff format --check bidding tests bench alembic
+	$(BIN)/ruff check bidding tests bench alembic hatch_build.py
+	$(BIN)/ruff format --check bidding tests bench alembic hatch_build.py
 	$(BIN)/mypy
+	cd frontend && npm test --silent
 	$(BIN)/python -m pytest
 
 # The inner loop of a change: Ruff, and the tests that start no process, drive no browser and

@@ -34,7 +34,7 @@ from bidding.crypto.receipts import make_receipt
 from bidding.crypto.signing import SigningKey, VerifyKey
 from bidding.db import utcnow
 from bidding.keys import PlatformKeys
-from bidding.opening import forms
+from bidding.rules import forms
 from bidding.tenders import service as tenders_service
 from bidding.tenders.models import OpeningMode, TenderStatus
 from tests.factories import PASSWORD, bearer, create_user

@@ -33,14 +33,15 @@ from bidding.crypto.receipts import receipt_problems
 from bidding.crypto.signing import VerifyKey
 from bidding.db import iso_utc, utcnow
 from bidding.keys import PlatformKeys
-from bidding.opening import decryption, faults, scoring
+from bidding.opening import decryption, faults
 from bidding.opening import events as ev
 from bidding.opening.models import Opening, OpeningEvent
+from bidding.rules import scoring
+from bidding.rules.money import money_text, plain_decimal_text
 from bidding.tenders import service as tenders_service
 from bidding.tenders.bids import Arrivals
 from bidding.tenders.blobs import BlobStore
 from bidding.tenders.models import LogEntry, OpeningMode, Tender, TenderStatus
-from bidding.tenders.schemas import money_text, plain_decimal_text
 
 logger = logging.getLogger(__name__)
 
@@ -315,7 +316,7 @@ class _Opening:
                 }
             )
             return None
-        method = scoring.parse_method(self.tender.scoring)
+        method = self.tender.terms.method
         if isinstance(method, scoring.Benchmark) and ev.COEFFICIENT_DRAWN not in self.done:
             await self._step(ev.COEFFICIENT_DRAWN, lambda _session: self._draw(method))
         if ev.SCORES_COMPUTED not in self.done:
@@ -433,11 +434,7 @@ class _Opening:
         if not pending:
             return
         identity = tenders_service.opening_identity(master=self.ctx.keys.master, tender=self.tender)
-        tender = decryption.Tender(
-            bid_fields=self.tender.bid_fields,
-            ceiling=Decimal(self.tender.ceiling_price),
-            floor=None if self.tender.floor_price is None else Decimal(self.tender.floor_price),
-        )
+        terms = self.tender.terms
         loop = asyncio.get_running_loop()
 
         def open_one(bid: dict[str, Any]) -> decryption.Outcome:
@@ -446,7 +443,7 @@ class _Opening:
                 sha256=bid["sha256"],
                 size=bid["size"],
                 identities=[identity],
-                tender=tender,
+                terms=terms,
             )
 
         # Bids are opened in worker threads and published in the listed order. Each worker
