@@ -36,8 +36,8 @@ test: $(STAMP) $(FRONTEND)
 # The inner loop of a change: Ruff, and the tests that start no process, drive no browser and
 # take no long time (markers in pyproject.toml); `make test` still runs everything.
 test-fast: $(STAMP) $(FRONTEND)
-	$(BIN)/ruff check bidding tests bench alembic
-	$(BIN)/ruff format --check bidding tests bench alembic
+	$(BIN)/ruff check bidding tests bench alembic hatch_build.py
+	$(BIN)/ruff format --check bidding tests bench alembic hatch_build.py
 	$(BIN)/python -m pytest -m "not browser and not process and not slow"
 
 # The parsers of outside input under atheris, each for FUZZ_SECONDS from a fresh random seed

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_serve import bidding_env, free_port
+from tests.support.processes import bidding_env, free_port
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 
