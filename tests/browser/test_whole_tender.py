@@ -11,6 +11,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from tests.browser.conftest import Platform, api_call, screenshot
 
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -82,6 +84,7 @@ def bid_in_the_portal(page: Any, tender_id: str, price: str, duration: str) -> b
     return sent[0]
 
 
+@pytest.mark.slow
 class TestWholeTender:
     def test_publish_seal_submit_and_watch_the_opening(self, new_page, platform: Platform) -> None:
         accounts(platform)

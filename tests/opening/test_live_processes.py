@@ -53,7 +53,7 @@ from tests.support.cluster import (
 )
 from tests.tenders.conftest import TENDERS, tender_body
 
-pytestmark = pytest.mark.process
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 WAIT = 60.0  # seconds; generous for a loaded machine, only waited for on failure
 QUIET = 1.0  # how long a watcher must stay silent after the last event: no duplicate comes

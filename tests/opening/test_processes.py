@@ -41,7 +41,7 @@ from tests.support.cluster import (
     submit,
 )
 
-pytestmark = pytest.mark.process
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 # --- tests ---------------------------------------------------------------------------------
 

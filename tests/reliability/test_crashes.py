@@ -116,6 +116,7 @@ async def assert_record_binds(
 # --- kill -9 in the middle of a step -------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.process
 class TestKilledMidStep:
     @pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
@@ -169,6 +170,7 @@ class TestKilledMidStep:
 # --- racing instances ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.process
 class TestManyInstances:
     @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
@@ -236,6 +238,7 @@ async def untouched(database: Database, tender: Event) -> bool:
 
 
 class TestDownAcrossTheDeadline:
+    @pytest.mark.slow
     @pytest.mark.process
     @pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
     async def test_the_opening_runs_as_soon_as_the_server_is_back(

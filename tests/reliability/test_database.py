@@ -38,7 +38,7 @@ from tests.support.cluster import (
     submit,
 )
 
-pytestmark = pytest.mark.process
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 RETRIED = "the opening failed (attempt 1); retrying"
 

@@ -46,7 +46,7 @@ from tests.support.live import slow_socket
 from tests.support.processes import bidding_env
 from tests.tenders.conftest import TENDERS, tender_body
 
-pytestmark = pytest.mark.process
+pytestmark = [pytest.mark.process, pytest.mark.slow]
 
 WATCHERS = 8
 BIDS = 10
