@@ -31,6 +31,7 @@ from bidding.crypto import age
 from bidding.db import create_engine, create_session_factory, utcnow
 from bidding.keys import PlatformKeys, load_platform_keys
 from bidding.opening import decryption
+from bidding.opening import secrets as opening_secrets
 from bidding.opening.models import Opening, OpeningEvent
 from bidding.settings import Settings
 from bidding.tenders import bids as bids_service
@@ -212,7 +213,7 @@ async def platform(
             keys=keys,
             blobs=blobs,
             tender_id=tender.id,
-            identity=tenders_service.opening_identity(master=keys.master, tender=tender),
+            identity=opening_secrets.opening_identity(master=keys.master, tender=tender),
             form=decryption.Tender(
                 bid_fields=tender.bid_fields,
                 ceiling=Decimal(tender.ceiling_price),
