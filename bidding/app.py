@@ -181,7 +181,13 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(audit_router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     site = frontend.pages()
-    if site is not None:
+    if site is None:
+        logger.warning(
+            "the web pages are missing: not in the package (a wheel built without them), nor "
+            "built in the source tree (`cd frontend && npm ci && npm run build`); "
+            "only the API is served"
+        )
+    else:
         # What no route answers (the API, its docs, any route added later) is a page.
         app.router.default = site
     # The first added is the innermost: headers go on every answer, CORS preflights included.

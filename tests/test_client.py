@@ -36,8 +36,8 @@ from bidding.crypto.receipts import make_receipt
 from bidding.crypto.signing import SigningKey, VerifyKey
 from bidding.db import utcnow
 from bidding.keys import PlatformKeys
-from bidding.opening import forms
 from bidding.opening import secrets as opening_secrets
+from bidding.rules import forms
 from bidding.tenders.models import OpeningMode, TenderStatus
 from tests.factories import PASSWORD, bearer, create_user, credit_code
 from tests.tenders.conftest import TENDERS, create_tender, reload, tender_body

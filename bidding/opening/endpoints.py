@@ -8,7 +8,6 @@ import contextlib
 import json
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -507,11 +506,7 @@ async def reveal(
             f"file_key: {age.FILE_KEY_SIZE} bytes in base64", type="validation_error"
         )
     blobs: BlobStore = request.app.state.blobs
-    readable = decryption.Tender(
-        bid_fields=tender.bid_fields,
-        ceiling=Decimal(tender.ceiling_price),
-        floor=None if tender.floor_price is None else Decimal(tender.floor_price),
-    )
+    terms = tender.terms
 
     async def open_bid(listed: payloads.ListedBid, key: bytes) -> decryption.Outcome:
         return await anyio.to_thread.run_sync(
@@ -520,7 +515,7 @@ async def reveal(
                 sha256=listed.sha256,
                 size=listed.size,
                 file_key=key,
-                tender=readable,
+                terms=terms,
             )
         )
 

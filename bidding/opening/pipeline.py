@@ -26,20 +26,12 @@ from bidding.audit import service as audit
 from bidding.auth.models import User
 from bidding.crypto.canonical import canonical_json
 from bidding.db import iso_utc
-from bidding.opening import (
-    decryption,
-    faults,
-    lease,
-    payloads,
-    record,
-    scoring,
-    sealed_log,
-    secrets,
-)
+from bidding.opening import decryption, faults, lease, payloads, record, sealed_log, secrets
 from bidding.opening import events as ev
 from bidding.opening.models import Opening, OpeningEvent
+from bidding.rules import scoring
+from bidding.rules.money import money_text, plain_decimal_text
 from bidding.tenders.models import OpeningMode, Tender, TenderStatus
-from bidding.tenders.schemas import money_text, plain_decimal_text
 
 _MOST_EVENTS_PER_COMMIT = 64
 _WINDOW_PER_WORKER = 16
@@ -122,7 +114,7 @@ class _Opening:
                 )
             )
             return None
-        method = scoring.parse_method(self.tender.scoring)
+        method = self.tender.terms.method
         if isinstance(method, scoring.Benchmark) and ev.COEFFICIENT_DRAWN not in self.done:
             await self._step(lambda _session: self._draw(method))
         if ev.SCORES_COMPUTED not in self.done:
@@ -195,11 +187,7 @@ class _Opening:
         if not pending:
             return
         identity = secrets.opening_identity(master=self.ctx.keys.master, tender=self.tender)
-        tender = decryption.Tender(
-            bid_fields=self.tender.bid_fields,
-            ceiling=Decimal(self.tender.ceiling_price),
-            floor=None if self.tender.floor_price is None else Decimal(self.tender.floor_price),
-        )
+        terms = self.tender.terms
         loop = asyncio.get_running_loop()
 
         def open_one(bid: payloads.ListedBid) -> decryption.Outcome:
@@ -208,7 +196,7 @@ class _Opening:
                 sha256=bid.sha256,
                 size=bid.size,
                 identities=[identity],
-                tender=tender,
+                terms=terms,
             )
 
         # Bids are opened in worker threads and published in the listed order. Each worker

@@ -23,13 +23,9 @@ from bidding.crypto import age, custody
 from bidding.crypto.custody import MasterKey
 from bidding.db import utcnow
 from bidding.errors import Conflict, Forbidden, NotFound, Unprocessable
+from bidding.rules.terms import price_range_problem
 from bidding.tenders.models import Tender, TenderAmendment, TenderDocument, TenderStatus
-from bidding.tenders.schemas import (
-    AMENDABLE_FIELDS,
-    TenderCreate,
-    TenderUpdate,
-    price_range_error,
-)
+from bidding.tenders.schemas import AMENDABLE_FIELDS, TenderCreate, TenderUpdate
 
 OPENING_IDENTITY_PURPOSE = "opening-identity"
 COEFFICIENT_SEED_PURPOSE = "coefficient-seed"
@@ -266,7 +262,7 @@ async def _edit_draft(
     floor = tender_update.floor_price
     if "floor_price" not in values and tender.floor_price is not None:
         floor = Decimal(tender.floor_price)
-    problem = price_range_error(ceiling, floor)
+    problem = price_range_problem(ceiling, floor)
     if problem is not None:
         field = "floor_price" if "floor_price" in values else "ceiling_price"
         message = problem if field == "floor_price" else "must not be below the floor price"
