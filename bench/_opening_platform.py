@@ -30,6 +30,7 @@ from bidding.auth.passwords import hash_password
 from bidding.crypto import age
 from bidding.db import create_engine, create_session_factory, utcnow
 from bidding.keys import PlatformKeys, load_platform_keys
+from bidding.opening import secrets as opening_secrets
 from bidding.opening.models import Opening, OpeningEvent
 from bidding.rules.terms import Terms
 from bidding.settings import Settings
@@ -212,7 +213,7 @@ async def platform(
             keys=keys,
             blobs=blobs,
             tender_id=tender.id,
-            identity=tenders_service.opening_identity(master=keys.master, tender=tender),
+            identity=opening_secrets.opening_identity(master=keys.master, tender=tender),
             terms=tender.terms,
             bids=handed_in,
             plaintext_bytes=size,

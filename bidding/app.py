@@ -21,7 +21,7 @@ from bidding.db import Session, create_engine, create_session_factory, utcnow
 from bidding.errors import ERROR_RESPONSES, install_error_handlers
 from bidding.keys import load_platform_keys
 from bidding.keys import router as keys_router
-from bidding.opening import pipeline
+from bidding.opening import lease
 from bidding.opening.endpoints import router as opening_router
 from bidding.opening.live import Hub
 from bidding.opening.scheduler import OpeningScheduler, instance_name
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         hub = Hub(create_session_factory(reader), database_url=url)
         app.state.hub = hub
         openings = OpeningScheduler(
-            pipeline.Context(
+            lease.Context(
                 session_factory=app.state.session_factory,
                 keys=app.state.keys,
                 blobs=app.state.blobs,

@@ -34,8 +34,8 @@ from bidding.crypto.receipts import make_receipt
 from bidding.crypto.signing import SigningKey, VerifyKey
 from bidding.db import utcnow
 from bidding.keys import PlatformKeys
+from bidding.opening import secrets as opening_secrets
 from bidding.rules import forms
-from bidding.tenders import service as tenders_service
 from bidding.tenders.models import OpeningMode, TenderStatus
 from tests.factories import PASSWORD, bearer, create_user
 from tests.support.platform import FORM, AppTransport, sign_in
@@ -615,7 +615,7 @@ async def published(
         f"{TENDERS}/{tender.id}/publish", headers=await bearer(session, officer)
     )
     assert response.status_code == 200, response.text
-    identity = tenders_service.opening_identity(
+    identity = opening_secrets.opening_identity(
         master=platform_keys.master, tender=await reload(session, tender)
     )
     bidder = await create_user(session, role=Role.bidder)
@@ -673,7 +673,7 @@ class TestAgainstTheApp:
             f"{TENDERS}/{draft.id}/publish", headers=await bearer(session, officer)
         )
         assert published.status_code == 200, published.text
-        tender_identity = tenders_service.opening_identity(
+        tender_identity = opening_secrets.opening_identity(
             master=platform_keys.master, tender=await reload(session, draft)
         )
         bidder = await create_user(session, role=Role.bidder)

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, BinaryIO, Literal
 
 from bidding.crypto import age
+from bidding.opening import payloads
 from bidding.rules.forms import PRICE_FIELD, BidForm, FormError
 from bidding.rules.money import money_text, plain_decimal_text
 from bidding.rules.terms import Terms
@@ -142,4 +143,29 @@ def open_bid(
         documents=[
             {"name": doc.name, "size": doc.size, "sha256": doc.sha256} for doc in form.documents
         ],
+    )
+
+
+def outcome_event(
+    bid: payloads.ListedBid, outcome: Outcome, via: str | None = None
+) -> payloads.BidDecrypted | payloads.BidRejected:
+    """What the opening publishes about a listed bid once it has been opened (`via` whose key:
+    "bidder", "backup", or None for the tender's key in the officer's opening)."""
+    if isinstance(outcome, Decrypted):
+        return payloads.BidDecrypted(
+            bid_id=bid.bid_id,
+            bidder_id=bid.bidder_id,
+            bidder_name=bid.bidder_name,
+            price=outcome.price,
+            fields=outcome.fields,
+            documents=outcome.documents,
+            via=via,
+        )
+    return payloads.BidRejected(
+        bid_id=bid.bid_id,
+        bidder_id=bid.bidder_id,
+        bidder_name=bid.bidder_name,
+        reason=outcome.reason,
+        detail=outcome.detail,
+        via=via,
     )

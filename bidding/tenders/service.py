@@ -645,31 +645,3 @@ async def remove_document(*, session: AsyncSession, tender: Tender, document_id:
         tender_id=tender.id,
         details={"document_id": str(document.id), "name": document.name, "sha256": document.sha256},
     )
-
-
-# --- the tender's secrets ------------------------------------------------------------------
-
-
-def opening_identity(*, master: MasterKey, tender: Tender) -> age.Identity:
-    """The tender's age identity, unwrapped: only the opening may call this."""
-    if tender.opening_identity_wrapped is None:
-        raise ValueError("the tender has not been published")
-    raw = custody.unwrap(
-        master,
-        tender.opening_identity_wrapped,
-        tender_id=str(tender.id),
-        purpose=OPENING_IDENTITY_PURPOSE,
-    )
-    return age.Identity(raw)
-
-
-def coefficient_seed(*, master: MasterKey, tender: Tender) -> bytes:
-    """The tender's committed coefficient seed, unwrapped: revealed at the opening only."""
-    if tender.coefficient_seed_wrapped is None:
-        raise ValueError("the tender has not been published")
-    return custody.unwrap(
-        master,
-        tender.coefficient_seed_wrapped,
-        tender_id=str(tender.id),
-        purpose=COEFFICIENT_SEED_PURPOSE,
-    )
