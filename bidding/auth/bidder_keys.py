@@ -86,7 +86,7 @@ async def register(*, session: AsyncSession, bidder: User, recipient: str) -> Bi
             "recipient": text,
             "retired_key_id": None if current is None else str(current.id),
         },
-        actor=bidder,
+        actor=bidder.actor,
     )
     return key
 
@@ -136,6 +136,6 @@ async def answer(*, session: AsyncSession, bidder: User, plaintext: str) -> Bidd
         session=session,
         action="bidder_key.verified",
         details={"key_id": str(key.id), "recipient": key.recipient},
-        actor=bidder,
+        actor=bidder.actor,
     )
     return key

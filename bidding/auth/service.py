@@ -394,7 +394,9 @@ async def register(
         }
         if replaced is not None:
             details["replaced_user_id"] = str(replaced.id)
-        await audit.record(session=session, action="auth.registered", details=details, actor=user)
+        await audit.record(
+            session=session, action="auth.registered", details=details, actor=user.actor
+        )
     else:
         assert reason is not None
         if reason == "email_taken":
@@ -443,7 +445,10 @@ async def activate(*, session: AsyncSession, token: str, password: str) -> User:
     user.activation_expires_at = None
     await session.flush()
     await audit.record(
-        session=session, action="auth.activated", details={"user_id": str(user.id)}, actor=user
+        session=session,
+        action="auth.activated",
+        details={"user_id": str(user.id)},
+        actor=user.actor,
     )
     return user
 
@@ -672,7 +677,7 @@ async def finish_sign_in(
         session=session, user=user, client=client, settings=settings, now=utcnow()
     )
     await audit.record(
-        session=session, action="auth.signed_in", details={"client": client}, actor=user
+        session=session, action="auth.signed_in", details={"client": client}, actor=user.actor
     )
     return user
 
@@ -718,5 +723,5 @@ async def revoke_token(*, session: AsyncSession, access_token: AccessToken) -> N
             session=session,
             action="auth.signed_out",
             details={"token_id": str(access_token.id)},
-            actor=access_token.user,
+            actor=access_token.user.actor,
         )

@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bidding.audit import service as audit
-from bidding.auth.models import Organization, User
+from bidding.auth.models import Organization
 from bidding.crypto import merkle
 from bidding.crypto.canonical import canonical_json
 from bidding.crypto.receipts import receipt_problems
@@ -117,7 +117,7 @@ async def _transaction(
         ctx.announce(announcing)
 
 
-async def claim(ctx: Context, tender_id: uuid.UUID, *, actor: User | None = None) -> Claim:
+async def claim(ctx: Context, tender_id: uuid.UUID, *, actor: audit.Actor | None = None) -> Claim:
     """Start the tender's opening (compare-and-set published -> opening) or take it over.
 
     Before the deadline nothing is opened, whoever asks: NotDue, and the attempt goes into
@@ -239,7 +239,7 @@ async def _keep_lease(ctx: Context, tender_id: uuid.UUID) -> None:
             logger.warning("tender %s: renewing the opening lease failed", tender_id, exc_info=True)
 
 
-async def run(ctx: Context, tender_id: uuid.UUID, *, actor: User | None = None) -> Claim:
+async def run(ctx: Context, tender_id: uuid.UUID, *, actor: audit.Actor | None = None) -> Claim:
     """Claim the tender's opening and, if this instance got it, carry it to the end.
 
     This is the one way into an opening, the scheduler's and anyone else's (`actor`): before

@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -200,3 +201,37 @@ async def leaves(
             for entry in entries
         ],
     }
+
+
+# --- what the audit trail's anchors read of the openings -----------------------------------
+
+# A tender's chain is anchored from its opening record on: the record is published in the
+# transaction that gives the tender one of these statuses.
+ANCHORED_TENDERS = (TenderStatus.opened, TenderStatus.failed)
+
+
+async def recorded(session: AsyncSession, tender_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these tenders, those whose opening record is out (their chains may be anchored)."""
+    found = await session.scalars(
+        select(Tender.id).where(Tender.id.in_(tender_ids), Tender.status.in_(ANCHORED_TENDERS))
+    )
+    return set(found)
+
+
+async def signed_records(
+    session: AsyncSession, page_size: int
+) -> AsyncIterator[tuple[uuid.UUID, str | None, str | None, str | None]]:
+    """Each signed opening record: tender id, the record as stored, its key id and signature."""
+    last: uuid.UUID | None = None
+    while True:
+        statement = select(
+            Opening.tender_id, Opening.record, Opening.record_key_id, Opening.record_signature
+        ).where(Opening.record.is_not(None))
+        if last is not None:
+            statement = statement.where(Opening.tender_id > last)
+        rows = (await session.execute(statement.order_by(Opening.tender_id).limit(page_size))).all()
+        for tender_id, text, key_id, signature in rows:
+            yield tender_id, text, key_id, signature
+        if len(rows) < page_size:
+            return
+        last = rows[-1][0]

@@ -369,7 +369,7 @@ async def submit(
             "size": bid.size,
             "log_position": position,
         },
-        actor=bidder,
+        actor=bidder.actor,
     )
     return receipt, True
 
@@ -408,7 +408,7 @@ async def withdraw(
             "version": bid.version,
             "log_position": position,
         },
-        actor=bidder,
+        actor=bidder.actor,
     )
     return receipt
 

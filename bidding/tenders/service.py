@@ -190,7 +190,7 @@ async def create(
             "bid_deadline": _iso(tender.bid_deadline),
             "opening_mode": tender.opening_mode.value,
         },
-        actor=officer,
+        actor=officer.actor,
     )
     return await _reload(session=session, tender=tender)
 
@@ -297,7 +297,7 @@ async def _edit_draft(
         action="tender.edited",
         tender_id=tender.id,
         details={"fields": sorted(values)},
-        actor=officer,
+        actor=officer.actor,
     )
     return await _reload(session=session, tender=tender)
 
@@ -384,7 +384,7 @@ async def _amend(
         action="tender.amended",
         tender_id=tender.id,
         details=details,
-        actor=officer,
+        actor=officer.actor,
     )
     return await _reload(session=session, tender=tender)
 
@@ -626,7 +626,7 @@ async def add_document(
             "size": size,
             "amendment": amendment,
         },
-        actor=officer,
+        actor=officer.actor,
     )
     return document
 
