@@ -117,6 +117,26 @@ class SecurityHeaders:
 
 # --- request bodies ------------------------------------------------------------------------
 
+
+class BodyTooLarge(BodyRefused):
+    """413: more body than the limit, declared or sent."""
+
+    status_code = 413
+    type = "payload_too_large"
+
+
+class BadLength(BodyRefused):
+    """400: a Content-Length that is not one non-negative integer."""
+
+    type = "bad_length"
+
+
+class BodyStalled(BodyRefused):
+    """400: the body stopped coming."""
+
+    type = "body_stalled"
+
+
 _BODY_LIMIT = "bidding.body_limit"
 
 
@@ -171,10 +191,8 @@ class BodyLimit:
                 async with asyncio.timeout(self.idle_seconds):
                     message = await receive()
             except TimeoutError:
-                raise BodyRefused(
-                    400,
-                    f"the body stopped coming: nothing arrived for {self.idle_seconds:g} s",
-                    type="body_stalled",
+                raise BodyStalled(
+                    f"the body stopped coming: nothing arrived for {self.idle_seconds:g} s"
                 ) from None
             if message["type"] == "http.request":
                 complete = not message.get("more_body", False)
@@ -186,10 +204,8 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
-def _too_large(limit: int) -> BodyRefused:
-    return BodyRefused(
-        413, f"the body may be at most {limit} bytes", type="payload_too_large", limit=limit
-    )
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"the body may be at most {limit} bytes", limit=limit)
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -198,7 +214,7 @@ def _declared_length(scope: Scope) -> int | None:
         return None
     text = values[0].decode("latin-1").strip()
     if len(values) > 1 or not (text.isascii() and text.isdigit()):
-        raise BodyRefused(400, "Content-Length must be one non-negative integer", type="bad_length")
+        raise BadLength("Content-Length must be one non-negative integer")
     return int(text)
 
 
@@ -260,6 +276,12 @@ def limit_submission(limits: RateLimits, *, uploader: Hashable, tender_id: Hasha
 # --- who may start a browser session ------------------------------------------------------
 
 
+class CrossSiteRequest(Forbidden):
+    """403: a sign-in that another site's page made the browser send."""
+
+    type = "cross_site_request"
+
+
 def own_origin(origin: str, *, host: str | None, listed: Collection[str] = ()) -> bool:
     """Whether an Origin header names this app (the host the request was sent to) or one of
     the listed origins. "null" (a sandboxed or data: page) names neither."""
@@ -296,10 +318,9 @@ def refuse_cross_site(request: Request, settings: Settings, *, cookie: bool) -> 
     else:
         allowed = fetch_site != "cross-site"
     if not allowed:
-        raise Forbidden(
+        raise CrossSiteRequest(
             "a sign-in must come from the platform's own pages "
-            "(Origin or Sec-Fetch-Site says another site's)",
-            type="cross_site_request",
+            "(Origin or Sec-Fetch-Site says another site's)"
         )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.audit import service as audit
 from bidding.auth import mail
+from bidding.auth.exceptions import CsrfFailed
 from bidding.auth.models import AccessToken, Role, User
 from bidding.auth.tokens import hash_token
 from bidding.db import Session, utcnow
@@ -88,7 +89,7 @@ async def optional_access_token(
         sent = request.headers.get(CSRF_HEADER)
         expected = access.csrf_token_hash
         if not sent or expected is None or not compare_digest(hash_token(sent), expected):
-            raise Forbidden(f"the {CSRF_HEADER} header is missing or wrong", type="csrf_failed")
+            raise CsrfFailed(f"the {CSRF_HEADER} header is missing or wrong")
     audit.act_as(session, access.user.actor)
     return access
 

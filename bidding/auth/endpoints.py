@@ -21,6 +21,7 @@ from bidding.auth.dependencies import (
     Outbox,
     optional_access_token,
 )
+from bidding.auth.exceptions import RegistrationUnavailable
 from bidding.auth.models import AccessToken, OutboxMessage, User
 from bidding.auth.schemas import (
     Activation,
@@ -36,19 +37,12 @@ from bidding.auth.schemas import (
     UserRead,
 )
 from bidding.db import Session
-from bidding.errors import DomainError, Unauthorized
+from bidding.errors import Unauthorized
 from bidding.settings import AppSettings, Settings
 
 router = APIRouter(tags=["auth"])
 
 DbSession = Session
-
-
-class RegistrationUnavailable(DomainError):
-    """503: registration needs a way to send messages, and this platform has none."""
-
-    status_code = 503
-    type = "registration_unavailable"
 
 
 def registration_open(settings: AppSettings) -> None:

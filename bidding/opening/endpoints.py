@@ -28,7 +28,7 @@ from bidding.auth.dependencies import (
 from bidding.auth.models import AccessToken, User
 from bidding.crypto import age
 from bidding.db import Session, SessionFactory, iso_utc, utcnow
-from bidding.errors import Unprocessable
+from bidding.errors import InvalidInput
 from bidding.opening import actions, decryption, live
 from bidding.opening import events as ev
 from bidding.opening import service as opening_service
@@ -511,9 +511,7 @@ async def reveal(
     except ValueError:
         file_key = b""
     if len(file_key) != age.FILE_KEY_SIZE:
-        raise Unprocessable(
-            f"file_key: {age.FILE_KEY_SIZE} bytes in base64", type="validation_error"
-        )
+        raise InvalidInput(f"file_key: {age.FILE_KEY_SIZE} bytes in base64")
     readable = decryption.Tender(
         bid_fields=tender.bid_fields,
         ceiling=Decimal(tender.ceiling_price),

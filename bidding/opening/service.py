@@ -11,8 +11,15 @@ from sqlalchemy.orm import raiseload
 
 from bidding.auth.models import Role, User
 from bidding.crypto import merkle
-from bidding.errors import Conflict, Forbidden, NotFound, Unauthorized
+from bidding.errors import Forbidden, Unauthorized
 from bidding.opening import events as ev
+from bidding.opening.exceptions import (
+    LeafNotFound,
+    LeavesNotPublished,
+    LogNotSealed,
+    NotScored,
+    RecordNotPublished,
+)
 from bidding.opening.models import Opening, OpeningEvent
 from bidding.tenders import service as tenders_service
 from bidding.tenders.models import Bid, LogEntry, Tender, TenderStatus
@@ -89,9 +96,7 @@ async def record(*, session: AsyncSession, tender: Tender) -> dict[str, Any]:
     Conflict until it is signed."""
     opening = await opening_of(session=session, tender_id=tender.id)
     if opening is None or opening.record is None:
-        raise Conflict(
-            "the opening record is published when the opening ends", type="record_not_published"
-        )
+        raise RecordNotPublished("the opening record is published when the opening ends")
     confirmed = await session.scalars(
         select(OpeningEvent)
         .where(OpeningEvent.tender_id == tender.id, OpeningEvent.type == ev.RECORD_CONFIRMED)
@@ -113,7 +118,7 @@ async def results(*, session: AsyncSession, tender: Tender) -> dict[str, Any]:
         return {"status": "failed", "failure": failed.data, "ranking": []}
     scores = await first_event(session=session, tender_id=tender.id, type=ev.SCORES_COMPUTED)
     if scores is None:
-        raise Conflict("the bids have not been scored yet", type="not_scored")
+        raise NotScored("the bids have not been scored yet")
     drawn = await first_event(session=session, tender_id=tender.id, type=ev.COEFFICIENT_DRAWN)
     return {
         "status": tender.status.value,
@@ -131,9 +136,7 @@ async def tree_head(*, session: AsyncSession, tender_id: uuid.UUID) -> dict[str,
     """The signed tree head sealed at the deadline; Conflict before the log is sealed."""
     sealed = await first_event(session=session, tender_id=tender_id, type=ev.LOG_SEALED)
     if sealed is None:
-        raise Conflict(
-            "the log is sealed at the deadline, when the opening starts", type="log_not_sealed"
-        )
+        raise LogNotSealed("the log is sealed at the deadline, when the opening starts")
     return sealed.data
 
 
@@ -156,9 +159,7 @@ async def inclusion(
     try:
         index = leaves.index(leaf_hash)
     except ValueError:
-        raise NotFound(
-            "no receipt with this leaf hash is in the tender's sealed log", type="leaf_not_found"
-        ) from None
+        raise LeafNotFound("no receipt with this leaf hash is in the tender's sealed log") from None
     proof = merkle.inclusion_proof([bytes.fromhex(leaf) for leaf in leaves], index)
     return {
         "leaf_index": index,
@@ -173,9 +174,7 @@ async def leaves(
 ) -> dict[str, Any]:
     """The signed receipts of the sealed log, in order, once the opening has finished."""
     if tender.status not in FINISHED:
-        raise Conflict(
-            "the log's leaves are published when the opening ends", type="leaves_not_published"
-        )
+        raise LeavesNotPublished("the log's leaves are published when the opening ends")
     head = (await tree_head(session=session, tender_id=tender.id))["tree_head"]
     entries = await session.scalars(
         select(LogEntry)

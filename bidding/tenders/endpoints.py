@@ -18,8 +18,6 @@ from bidding.auth.dependencies import Bidder, Officer, OptionalUser
 from bidding.crypto import age
 from bidding.db import Session, iso_utc, utcnow
 from bidding.errors import (
-    BadRequest,
-    Conflict,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -37,6 +35,7 @@ from bidding.tenders.dependencies import (
     VisibleTender,
     VisibleTenderId,
 )
+from bidding.tenders.exceptions import BadLength, BidUnreadable, NoBid, UploadInterrupted
 from bidding.tenders.models import Tender, TenderStatus
 from bidding.tenders.schemas import (
     DocumentRead,
@@ -264,7 +263,7 @@ async def add_document(
             idle_seconds=settings.upload_idle_seconds,
         )
     except ClientDisconnect:
-        raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
+        raise UploadInterrupted("the upload was interrupted") from None
     try:
         document = await tenders_service.add_document(
             session=session,
@@ -357,7 +356,7 @@ def _declared_length(request: Request, limit: int, *, what: str = "a sealed bid"
     if declared is None:
         return  # chunked: the limit is enforced while reading
     if not (declared.isascii() and declared.isdigit()):
-        raise BadRequest("Content-Length must be a non-negative integer", type="bad_length")
+        raise BadLength("Content-Length must be a non-negative integer")
     if int(declared) > limit:
         raise PayloadTooLarge(f"{what} may be at most {limit} bytes", limit=limit)
 
@@ -408,7 +407,7 @@ async def submit_bid(
             idle_seconds=settings.upload_idle_seconds,
         )
     except ClientDisconnect:
-        raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
+        raise UploadInterrupted("the upload was interrupted") from None
     try:
         async with arrivals.turn(tender_id) as arrived_at:
             receipt, created = await bids_service.submit(
@@ -478,15 +477,14 @@ async def my_sealed_header(
     computes the bid's file key and reveals it in the decryption window (bidder mode)."""
     bid, _receipts = await bids_service.mine(session=session, tender_id=tender_id, bidder=bidder)
     if bid is None:
-        raise NotFound("you have no bid for this tender", type="no_bid")
+        raise NoBid("you have no bid for this tender")
     try:
         header = await anyio.to_thread.run_sync(bids_service.sealed_header, blobs, bid.sha256)
     except (age.HeaderError, FileNotFoundError):
         # A stored bid the upload checks of today would refuse (a header over the limit, from
         # before they did), or a blob gone from the store: said plainly, not a 500.
-        raise Conflict(
+        raise BidUnreadable(
             "the stored bid has no header that can be read; hand in the bid again while the "
             "tender takes bids, or ask the platform's operator",
-            type="bid_unreadable",
         ) from None
     return {"bid_id": str(bid.id), "header": base64.b64encode(header).decode("ascii")}
