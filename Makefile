@@ -27,9 +27,10 @@ run: $(STAMP) $(FRONTEND)
 	$(BIN)/bidding serve
 
 test: $(STAMP) $(FRONTEND)
-	$(BIN)/ruff check bidding tests bench alembic
-	$(BIN)/ruff format --check bidding tests bench alembic
+	$(BIN)/ruff check bidding tests bench alembic hatch_build.py
+	$(BIN)/ruff format --check bidding tests bench alembic hatch_build.py
 	$(BIN)/mypy
+	cd frontend && npm test --silent
 	$(BIN)/python -m pytest
 
 # The parsers of outside input under atheris, each for FUZZ_SECONDS from a fresh random seed

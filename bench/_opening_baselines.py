@@ -104,7 +104,7 @@ def open_bids(platform: Platform) -> float:
             sha256=bid.sha256,
             size=bid.size,
             identities=identities,
-            tender=platform.form,
+            terms=platform.terms,
         )
         if not isinstance(outcome, decryption.Decrypted):
             raise RuntimeError(f"bid {bid.sha256[:16]} did not open: {outcome}")

@@ -30,8 +30,9 @@ from bidding.auth.passwords import hash_password
 from bidding.crypto import age
 from bidding.db import create_engine, create_session_factory, utcnow
 from bidding.keys import PlatformKeys, load_platform_keys
-from bidding.opening import decryption
+from bidding.opening import secrets as opening_secrets
 from bidding.opening.models import Opening, OpeningEvent
+from bidding.rules.terms import Terms
 from bidding.settings import Settings
 from bidding.tenders import bids as bids_service
 from bidding.tenders import service as tenders_service
@@ -65,7 +66,7 @@ class Platform:
     blobs: FilesystemBlobStore
     tender_id: uuid.UUID
     identity: age.Identity
-    form: decryption.Tender
+    terms: Terms
     bids: list[SealedBid]
     plaintext_bytes: int
     setup_seconds: float
@@ -212,12 +213,8 @@ async def platform(
             keys=keys,
             blobs=blobs,
             tender_id=tender.id,
-            identity=tenders_service.opening_identity(master=keys.master, tender=tender),
-            form=decryption.Tender(
-                bid_fields=tender.bid_fields,
-                ceiling=Decimal(tender.ceiling_price),
-                floor=None if tender.floor_price is None else Decimal(tender.floor_price),
-            ),
+            identity=opening_secrets.opening_identity(master=keys.master, tender=tender),
+            terms=tender.terms,
             bids=handed_in,
             plaintext_bytes=size,
             setup_seconds=time.perf_counter() - start,

@@ -7,7 +7,7 @@ sealed bid of --mib MiB (a valid bid form: a ZIP of bid.json and a random stored
 the upload checks, the bid service and the blob store (bench/_opening_platform.py).
 
 Each opening then runs as in a server, in this process: the tender's deadline is set --lead
-seconds ahead and a real OpeningScheduler with a pipeline.Context of --workers threads is
+seconds ahead and a real OpeningScheduler with a lease.Context of --workers threads is
 started; it fires at the deadline and runs the pipeline to `opening.completed`. The figures
 come from the events table: ours = opening.completed `at` - deadline, lag = opening.started
 `at` - deadline. Between openings the bench undoes the opening (its row and events) and sets a
@@ -56,12 +56,12 @@ from _opening_platform import Platform, arm, platform
 from sqlalchemy import select
 
 from bidding.opening import events as ev
-from bidding.opening import pipeline
+from bidding.opening import lease
 from bidding.opening.models import Opening
 from bidding.opening.scheduler import OpeningScheduler, instance_name
 
 TARGET_RATIO_AGE_CLI = 1.5
-RUNNER = "in-process OpeningScheduler + pipeline.Context"
+RUNNER = "in-process OpeningScheduler + lease.Context"
 SCHEDULER_LOGGER = "bidding.opening.scheduler"
 
 
@@ -181,7 +181,7 @@ async def _watch_loop(stalls: list[tuple[float, float]]) -> None:
 async def open_once(platform: Platform, *, workers: int, lead: float, timeout: float) -> Run:
     """Set the deadline `lead` seconds ahead, run a scheduler until the tender is opened."""
     deadline = await arm(platform, lead=timedelta(seconds=lead))
-    ctx = pipeline.Context(
+    ctx = lease.Context(
         session_factory=platform.session_factory,
         keys=platform.keys,
         blobs=platform.blobs,

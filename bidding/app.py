@@ -21,7 +21,7 @@ from bidding.db import Session, create_engine, create_session_factory, utcnow
 from bidding.errors import ERROR_RESPONSES, install_error_handlers
 from bidding.keys import load_platform_keys
 from bidding.keys import router as keys_router
-from bidding.opening import pipeline
+from bidding.opening import lease
 from bidding.opening.endpoints import router as opening_router
 from bidding.opening.live import Hub
 from bidding.opening.scheduler import OpeningScheduler, instance_name
@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         hub = Hub(create_session_factory(reader), database_url=url)
         app.state.hub = hub
         openings = OpeningScheduler(
-            pipeline.Context(
+            lease.Context(
                 session_factory=app.state.session_factory,
                 keys=app.state.keys,
                 blobs=app.state.blobs,
@@ -183,7 +183,13 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
         app.include_router(router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     app.include_router(audit_router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     site = frontend.pages()
-    if site is not None:
+    if site is None:
+        logger.warning(
+            "the web pages are missing: not in the package (a wheel built without them), nor "
+            "built in the source tree (`cd frontend && npm ci && npm run build`); "
+            "only the API is served"
+        )
+    else:
         # What no route answers (the API, its docs, any route added later) is a page.
         app.router.default = site
     # The first added is the innermost: headers go on every answer, CORS preflights included.

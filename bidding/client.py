@@ -19,7 +19,6 @@ import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
 
@@ -30,7 +29,8 @@ from bidding.crypto import age, merkle
 from bidding.crypto.canonical import canonical_json
 from bidding.crypto.receipts import header_sha256, receipt_problems
 from bidding.crypto.signing import VerifyKey, verify_document
-from bidding.opening import forms
+from bidding.rules import forms
+from bidding.rules.terms import Terms
 
 API = "/api/v1"
 UPLOAD_BLOCK_SIZE = 1024 * 1024
@@ -314,14 +314,13 @@ def prepare_bid(
     with build_plaintext(form, attachments) as plaintext:
         # The opening's own reading, the one place the rules live: nothing sealed now is
         # refused at the opening, when it is too late to correct.
-        ceiling, floor = tender.get("ceiling_price"), tender.get("floor_price")
         try:
-            forms.read_bid_form(
-                plaintext,
+            Terms.of(
                 bid_fields=tender.get("bid_fields") or [],
-                ceiling=Decimal(str(ceiling)),
-                floor=None if floor is None else Decimal(str(floor)),
-            )
+                ceiling_price=tender.get("ceiling_price"),
+                floor_price=tender.get("floor_price"),
+                scoring=tender.get("scoring") or {},
+            ).read_bid(plaintext)
         except forms.FormError as exc:
             raise ClientError(
                 f"{form_path}: the opening would refuse this bid: {exc.detail}"

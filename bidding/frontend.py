@@ -1,11 +1,14 @@
-"""The web pages: the bundle in frontend/dist, served with a strict Content Security Policy."""
+"""The web pages: the bundle of frontend/, served with a strict Content Security Policy."""
 
 from pathlib import Path
 
 from starlette.staticfiles import StaticFiles
 from starlette.types import Message, Receive, Scope, Send
 
-FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+PACKAGE = Path(__file__).resolve().parent
+# A wheel carries the bundle in the package (hatch_build.py); a source tree, editable
+# installs included, serves what `npm run build` last wrote.
+PAGE_DIRECTORIES = (PACKAGE / "pages", PACKAGE.parent / "frontend" / "dist")
 
 # Everything from this origin, nothing inline, no framing: the pages hold no script of their own.
 CONTENT_SECURITY_POLICY = (
@@ -33,7 +36,8 @@ class Pages(StaticFiles):
 
 
 def pages() -> Pages | None:
-    """The pages, if the front end has been built (make run and make test build it)."""
-    if not (FRONTEND_DIST / "index.html").is_file():
-        return None
-    return Pages(directory=FRONTEND_DIST, html=True)
+    """The pages, if the front end has been built (the wheel, make run and make test build it)."""
+    for directory in PAGE_DIRECTORIES:
+        if (directory / "index.html").is_file():
+            return Pages(directory=directory, html=True)
+    return None

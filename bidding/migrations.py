@@ -7,7 +7,11 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
+PACKAGE = Path(__file__).resolve().parent
+# A wheel carries the migrations in the package; a source tree keeps them at its top.
+ALEMBIC_DIR = next(
+    path for path in (PACKAGE / "alembic", PACKAGE.parent / "alembic") if path.is_dir()
+)
 
 
 def alembic_config(url: str | None = None) -> Config:

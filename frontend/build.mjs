@@ -1,27 +1,35 @@
-// Bundle src/ into dist/: one script and one style sheet (the modules' style sheets, bundled
+// Bundle src/ into dist/, or into the folder named by the first argument (the wheel's build
+// hook, hatch_build.py): one script and one style sheet (the modules' style sheets, bundled
 // as app.css), no inline code (strict CSP). The new build is made aside and swapped in, so
 // a running server never serves half of one.
 import { build } from "esbuild";
-import { copyFile, mkdir, rename, rm } from "node:fs/promises";
+import { copyFile, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 
-const here = new URL("./", import.meta.url);
-const dist = new URL("./dist/", here);
-const fresh = new URL(`./dist.${process.pid}/`, here);
-const old = new URL(`./dist.${process.pid}.old/`, here);
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = resolve(process.argv[2] ?? join(here, "dist"));
+const fresh = `${dist}.${process.pid}`;
+const old = `${dist}.${process.pid}.old`;
 await rm(fresh, { recursive: true, force: true });
 await mkdir(fresh, { recursive: true });
 try {
-  await build({
-    entryPoints: ["src/main.js"],
+  // Bundled as if into dist/ wherever it goes: the source maps name the sources alike.
+  const { outputFiles } = await build({
+    entryPoints: [join(here, "src", "main.js")],
     bundle: true,
     format: "esm",
     target: "es2022",
     minify: true,
     sourcemap: true,
-    outfile: `dist.${process.pid}/app.js`,
+    outfile: join(here, "dist", "app.js"),
+    write: false,
     logLevel: "warning",
   });
-  await copyFile(new URL("./src/index.html", here), new URL("index.html", fresh));
+  for (const file of outputFiles) {
+    await writeFile(join(fresh, basename(file.path)), file.contents);
+  }
+  await copyFile(join(here, "src", "index.html"), join(fresh, "index.html"));
   await rename(dist, old).catch(() => null);
   await rename(fresh, dist);
 } finally {

@@ -36,8 +36,8 @@ from bidding.crypto.receipts import make_receipt
 from bidding.crypto.signing import SigningKey, VerifyKey
 from bidding.db import utcnow
 from bidding.keys import PlatformKeys
-from bidding.opening import forms
-from bidding.tenders import service as tenders_service
+from bidding.opening import secrets as opening_secrets
+from bidding.rules import forms
 from bidding.tenders.models import OpeningMode, TenderStatus
 from tests.factories import PASSWORD, bearer, create_user, credit_code
 from tests.tenders.conftest import TENDERS, create_tender, reload, tender_body
@@ -638,7 +638,7 @@ async def published(
         f"{TENDERS}/{tender.id}/publish", headers=await bearer(session, officer)
     )
     assert response.status_code == 200, response.text
-    identity = tenders_service.opening_identity(
+    identity = opening_secrets.opening_identity(
         master=platform_keys.master, tender=await reload(session, tender)
     )
     bidder = await create_user(session, role=Role.bidder)
@@ -696,7 +696,7 @@ class TestAgainstTheApp:
             f"{TENDERS}/{draft.id}/publish", headers=await bearer(session, officer)
         )
         assert published.status_code == 200, published.text
-        tender_identity = tenders_service.opening_identity(
+        tender_identity = opening_secrets.opening_identity(
             master=platform_keys.master, tender=await reload(session, draft)
         )
         bidder = await create_user(session, role=Role.bidder)

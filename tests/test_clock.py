@@ -21,7 +21,7 @@ from bidding.auth.models import Role
 from bidding.crypto import age
 from bidding.db import iso_utc, utcnow
 from bidding.keys import PlatformKeys
-from bidding.opening import pipeline
+from bidding.opening import lease
 from bidding.settings import Settings
 from tests.factories import bearer, create_user
 from tests.tenders.conftest import TENDERS, tender_body
@@ -136,7 +136,7 @@ class TestDeadlineByOneClock:
         ).json()
         recipient = age.Recipient.parse(tender["opening_recipient"])
         tender_id = uuid.UUID(tender["id"])
-        ctx = pipeline.Context(
+        ctx = lease.Context(
             session_factory=app.state.session_factory,
             keys=platform_keys,
             blobs=app.state.blobs,
@@ -155,12 +155,12 @@ class TestDeadlineByOneClock:
         accepted = await submit()
         assert accepted.status_code == 201, accepted.text
         assert accepted.json()["body"]["received_at"] == iso_utc(app_clock.moment)
-        assert await pipeline.claim(ctx, tender_id) == pipeline.NotDue(deadline)
+        assert await lease.claim(ctx, tender_id) == lease.NotDue(deadline)
 
         app_clock.moment = deadline + timedelta(seconds=1)
         refused = await submit()
         assert refused.status_code == 409
         assert refused.json()["type"] == "deadline_passed"
-        assert await pipeline.claim(ctx, tender_id) == pipeline.Claimed()
+        assert await lease.claim(ctx, tender_id) == lease.Claimed()
         opening = (await client.get(f"{TENDERS}/{tender_id}/opening", headers=officer)).json()
         assert opening["started_at"] == iso_utc(app_clock.moment)

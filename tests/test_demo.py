@@ -16,10 +16,10 @@ from bidding.auth.models import Role, User
 from bidding.crypto import age
 from bidding.db import create_session_factory, utcnow
 from bidding.keys import PlatformKeys
-from bidding.opening import pipeline
+from bidding.opening import lease
+from bidding.opening import secrets as opening_secrets
 from bidding.opening.scheduler import OpeningScheduler
 from bidding.settings import Settings
-from bidding.tenders import service as tenders_service
 from bidding.tenders.blobs import FilesystemBlobStore
 from bidding.tenders.models import Bid, OpeningMode, Tender, TenderStatus
 
@@ -96,7 +96,7 @@ class TestDemoBidders:
         for tender in tenders:
             bids = (await session.scalars(select(Bid).where(Bid.tender_id == tender.id))).all()
             assert len(bids) == 4
-            identity = tenders_service.opening_identity(master=platform_keys.master, tender=tender)
+            identity = opening_secrets.opening_identity(master=platform_keys.master, tender=tender)
             floor, ceiling = Decimal(tender.floor_price or "0"), Decimal(tender.ceiling_price)
             for bid in bids:
                 with blobs.open(bid.sha256) as stored:
@@ -135,7 +135,7 @@ class TestDemoOpening:
             leads=[2.9, 2.8, 2.7, 2.6],
         )
         openings = OpeningScheduler(
-            pipeline.Context(
+            lease.Context(
                 session_factory=factory, keys=platform_keys, blobs=blobs, instance="demo-test"
             ),
             sync_every=timedelta(seconds=30),

@@ -12,10 +12,10 @@ from bidding.audit import service as audit
 from bidding.auth.models import Organization, Role, User
 from bidding.db import iso_utc, utcnow
 from bidding.errors import Conflict, Forbidden, NotFound, Unprocessable
-from bidding.opening import decryption, pipeline
+from bidding.opening import decryption, lease, payloads
 from bidding.opening import events as ev
 from bidding.opening import service as opening_service
-from bidding.opening.models import Opening, OpeningEvent
+from bidding.opening.models import OpeningEvent
 from bidding.tenders.models import Bid, Tender, TenderStatus
 
 
@@ -34,18 +34,15 @@ async def _append(
     *,
     session: AsyncSession,
     tender: Tender,
-    type: str,
-    data: dict[str, Any],
+    payload: payloads.Event,
     user: User,
     audited: dict[str, Any],
-) -> dict[str, Any]:
+) -> ev.Envelope:
     """The room's event, and its audit entry by the user (the same name, what identifies it)."""
-    event = await ev.append(
-        session=session, tender_id=tender.id, type=type, data=data, lease_owner=None
-    )
+    event = await ev.append(session=session, tender_id=tender.id, payload=payload, lease_owner=None)
     await audit.record(
         session=session,
-        action=type,
+        action=payload.type,
         tender_id=tender.id,
         details={"event_seq": event.seq, **audited},
         actor=user.actor,
@@ -63,10 +60,12 @@ async def _organization_name(session: AsyncSession, user: User) -> str | None:
 
 
 def _listed_bidders(listed: OpeningEvent | None) -> set[str]:
-    return set() if listed is None else {bid["bidder_id"] for bid in listed.data["bids"]}
+    if listed is None:
+        return set()
+    return {bid.bidder_id for bid in ev.payload(listed, payloads.BidsListed).bids}
 
 
-async def check_in(*, session: AsyncSession, tender: Tender, user: User) -> dict[str, Any]:
+async def check_in(*, session: AsyncSession, tender: Tender, user: User) -> ev.Envelope:
     """Record that a participant is present; a second check-in returns the first."""
     if not await opening_service.is_participant(session=session, tender=tender, viewer=user):
         raise Forbidden("only the tender's officers, supervisors and bidders check in")
@@ -81,19 +80,18 @@ async def check_in(*, session: AsyncSession, tender: Tender, user: User) -> dict
         )
     await ev.lock_opening(session=session, tender_id=tender.id)
     for event in await _events_of(session=session, tender_id=tender.id, type=ev.CHECKED_IN):
-        if event.data["user_id"] == str(user.id):
+        if ev.payload(event, payloads.CheckedIn).user_id == str(user.id):
             return ev.envelope(event)
     return await _append(
         session=session,
         tender=tender,
-        type=ev.CHECKED_IN,
-        data={
-            "user_id": str(user.id),
-            "display_name": user.display_name,
-            "role": user.role.value,
-            "organization_id": None if user.organization_id is None else str(user.organization_id),
-            "organization_name": await _organization_name(session, user),
-        },
+        payload=payloads.CheckedIn(
+            user_id=str(user.id),
+            display_name=user.display_name,
+            role=user.role.value,
+            organization_id=None if user.organization_id is None else str(user.organization_id),
+            organization_name=await _organization_name(session, user),
+        ),
         user=user,
         audited={},
     )
@@ -101,7 +99,7 @@ async def check_in(*, session: AsyncSession, tender: Tender, user: User) -> dict
 
 async def raise_objection(
     *, session: AsyncSession, tender: Tender, bidder: User, text: str
-) -> dict[str, Any]:
+) -> ev.Envelope:
     """A bidder whose bid was listed objects, while the opening is in progress."""
     if tender.status is not TenderStatus.opening:
         raise Conflict(
@@ -117,13 +115,12 @@ async def raise_objection(
     return await _append(
         session=session,
         tender=tender,
-        type=ev.OBJECTION_RAISED,
-        data={
-            "objection_id": objection_id,
-            "bidder_id": str(bidder.organization_id),
-            "bidder_name": await _organization_name(session, bidder),
-            "text": text,
-        },
+        payload=payloads.ObjectionRaised(
+            objection_id=objection_id,
+            bidder_id=str(bidder.organization_id),
+            bidder_name=await _organization_name(session, bidder),
+            text=text,
+        ),
         user=bidder,
         audited={"objection_id": objection_id},
     )
@@ -131,36 +128,40 @@ async def raise_objection(
 
 async def answer_objection(
     *, session: AsyncSession, tender: Tender, officer: User, objection_id: uuid.UUID, text: str
-) -> dict[str, Any]:
+) -> ev.Envelope:
     """The tender's officer answers an objection, once."""
     await ev.lock_opening(session=session, tender_id=tender.id)
     raised = await _events_of(session=session, tender_id=tender.id, type=ev.OBJECTION_RAISED)
-    if not any(event.data["objection_id"] == str(objection_id) for event in raised):
+    if not any(
+        ev.payload(event, payloads.ObjectionRaised).objection_id == str(objection_id)
+        for event in raised
+    ):
         raise NotFound(f"no objection {objection_id} in this opening", type="objection_not_found")
     answered = await _events_of(session=session, tender_id=tender.id, type=ev.OBJECTION_ANSWERED)
-    if any(event.data["objection_id"] == str(objection_id) for event in answered):
+    if any(
+        ev.payload(event, payloads.ObjectionAnswered).objection_id == str(objection_id)
+        for event in answered
+    ):
         raise Conflict("this objection has been answered already", type="already_answered")
     return await _append(
         session=session,
         tender=tender,
-        type=ev.OBJECTION_ANSWERED,
-        data={
-            "objection_id": str(objection_id),
-            "answered_by": officer.display_name,
-            "text": text,
-        },
+        payload=payloads.ObjectionAnswered(
+            objection_id=str(objection_id), answered_by=officer.display_name, text=text
+        ),
         user=officer,
         audited={"objection_id": str(objection_id)},
     )
 
 
-async def confirm_record(*, session: AsyncSession, tender: Tender, bidder: User) -> dict[str, Any]:
+async def confirm_record(*, session: AsyncSession, tender: Tender, bidder: User) -> ev.Envelope:
     """A bidder whose bid was listed confirms the published record, once."""
     published = await opening_service.first_event(
         session=session, tender_id=tender.id, type=ev.RECORD_PUBLISHED
     )
     if published is None:
         raise Conflict("the record has not been published yet", type="record_not_published")
+    record_sha256 = ev.payload(published, payloads.RecordPublished).sha256
     listed = await opening_service.first_event(
         session=session, tender_id=tender.id, type=ev.BIDS_LISTED
     )
@@ -169,21 +170,22 @@ async def confirm_record(*, session: AsyncSession, tender: Tender, bidder: User)
         raise Forbidden("only a bidder whose bid was opened confirms the record")
     await ev.lock_opening(session=session, tender_id=tender.id)
     confirmed = await _events_of(session=session, tender_id=tender.id, type=ev.RECORD_CONFIRMED)
-    if any(event.data["bidder_id"] == bidder_id for event in confirmed):
+    if any(
+        ev.payload(event, payloads.RecordConfirmed).bidder_id == bidder_id for event in confirmed
+    ):
         raise Conflict(
             "your organization has confirmed this record already", type="already_confirmed"
         )
     return await _append(
         session=session,
         tender=tender,
-        type=ev.RECORD_CONFIRMED,
-        data={
-            "bidder_id": bidder_id,
-            "bidder_name": await _organization_name(session, bidder),
-            "record_sha256": published.data["sha256"],
-        },
+        payload=payloads.RecordConfirmed(
+            bidder_id=bidder_id,
+            bidder_name=await _organization_name(session, bidder),
+            record_sha256=record_sha256,
+        ),
         user=bidder,
-        audited={"record_sha256": published.data["sha256"]},
+        audited={"record_sha256": record_sha256},
     )
 
 
@@ -194,7 +196,7 @@ MOST_REVEAL_FAILURES = 5
 
 async def _window_bid(
     *, session: AsyncSession, tender: Tender, bidder: User, counting: bool = True
-) -> tuple[dict[str, Any], Bid]:
+) -> tuple[payloads.ListedBid, Bid]:
     """The bidder's listed bid, if the decryption window is open and it is still sealed."""
     if tender.status is TenderStatus.published:
         raise Conflict(
@@ -210,21 +212,16 @@ async def _window_bid(
     opened = by_type.get(ev.WINDOW_OPENED)
     if not opened:
         raise Conflict("the decryption window is not open yet", type="window_not_open")
-    closes_at = opened[0].data["closes_at"]
+    closes_at = ev.payload(opened[0], payloads.WindowOpened).closes_at
     if ev.WINDOW_CLOSED in by_type or iso_utc(utcnow()) >= closes_at:
         raise Conflict(f"the decryption window closed at {closes_at}", type="window_closed")
-    listed = by_type[ev.BIDS_LISTED][0].data["bids"]
-    mine = next((bid for bid in listed if bid["bidder_id"] == str(bidder.organization_id)), None)
+    listed = ev.payload(by_type[ev.BIDS_LISTED][0], payloads.BidsListed).bids
+    mine = next((bid for bid in listed if bid.bidder_id == str(bidder.organization_id)), None)
     if mine is None:
         raise Forbidden("only a bidder whose bid is listed reveals its file key")
-    decided = {
-        event.data["bid_id"]
-        for type in (ev.BID_DECRYPTED, ev.BID_REJECTED, ev.BID_WITHDRAWN)
-        for event in by_type.get(type, [])
-    }
-    if mine["bid_id"] in decided:
+    if mine.bid_id in ev.decided(events):
         raise Conflict("your bid has been opened already", type="already_opened")
-    bid = await session.get(Bid, uuid.UUID(mine["bid_id"]), populate_existing=True)
+    bid = await session.get(Bid, uuid.UUID(mine.bid_id), populate_existing=True)
     assert bid is not None, "a listed bid exists"
     # The last allowed try is itself counted while it runs: `counting` is off for its own check.
     if counting and bid.reveal_failures >= MOST_REVEAL_FAILURES:
@@ -241,8 +238,8 @@ async def reveal(
     tender: Tender,
     bidder: User,
     file_key: bytes,
-    open_bid: Callable[[dict[str, Any], bytes], Awaitable[decryption.Outcome]],
-) -> dict[str, Any]:
+    open_bid: Callable[[payloads.ListedBid, bytes], Awaitable[decryption.Outcome]],
+) -> ev.Envelope:
     """Open the bidder's bid with the file key it revealed; the event, or 422 for a wrong key.
 
     No transaction is held while the bid is decrypted (`open_bid`, off the event loop); the
@@ -286,10 +283,8 @@ async def reveal(
     await session.execute(
         update(Bid).where(Bid.id == bid.id).values(reveal_failures=Bid.reveal_failures - 1)
     )
-    type, data = pipeline.bid_event(listed, outcome, "bidder")
-    event = await ev.append(
-        session=session, tender_id=tender.id, type=type, data=data, lease_owner=None
-    )
+    opened = decryption.outcome_event(listed, outcome, "bidder")
+    event = await ev.append(session=session, tender_id=tender.id, payload=opened, lease_owner=None)
     await _resume_when_all_opened(session=session, tender=tender)
     await audit.record(
         session=session,
@@ -299,7 +294,7 @@ async def reveal(
             "bid_id": str(bid.id),
             "bidder_id": str(bid.bidder_id),
             "event_seq": event.seq,
-            "outcome": type,
+            "outcome": opened.type,
         },
         actor=bidder.actor,
     )
@@ -309,13 +304,6 @@ async def reveal(
 async def _resume_when_all_opened(*, session: AsyncSession, tender: Tender) -> None:
     """Once every listed bid is opened, the window may close now instead of at its time."""
     events = await ev.after(session=session, tender_id=tender.id)
-    listed = next(event for event in events if event.type == ev.BIDS_LISTED).data["bids"]
-    decided = {
-        event.data["bid_id"]
-        for event in events
-        if event.type in (ev.BID_DECRYPTED, ev.BID_REJECTED, ev.BID_WITHDRAWN)
-    }
-    if decided >= {bid["bid_id"] for bid in listed}:
-        await session.execute(
-            update(Opening).where(Opening.tender_id == tender.id).values(resume_at=utcnow())
-        )
+    listed = next(event for event in events if event.type == ev.BIDS_LISTED)
+    if ev.decided(events) >= {bid.bid_id for bid in ev.payload(listed, payloads.BidsListed).bids}:
+        await lease.resume_at(session, tender.id, utcnow())

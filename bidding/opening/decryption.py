@@ -6,15 +6,17 @@ receipt promised (digest and size) and gives back what the opening publishes abo
 
 import hashlib
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, BinaryIO, Literal
 
 from bidding.crypto import age
-from bidding.opening.forms import PRICE_FIELD, BidForm, FormError, read_bid_form
+from bidding.opening import payloads
+from bidding.rules.forms import PRICE_FIELD, BidForm, FormError
+from bidding.rules.money import money_text, plain_decimal_text
+from bidding.rules.terms import Terms
 from bidding.tenders.blobs import BlobStore
-from bidding.tenders.schemas import money_text, plain_decimal_text
 
 RejectReason = Literal[
     "decrypt_failed", "digest_mismatch", "form_invalid", "above_ceiling", "below_floor"
@@ -47,15 +49,6 @@ Outcome = Decrypted | Rejected
 
 class WrongFileKey(Exception):
     """A revealed file key that the bid's header MAC refuses."""
-
-
-@dataclass(frozen=True, slots=True)
-class Tender:
-    """What reading a bid needs to know of its tender."""
-
-    bid_fields: Sequence[Mapping[str, object]]
-    ceiling: Decimal
-    floor: Decimal | None
 
 
 class _Hashing:
@@ -100,7 +93,7 @@ def open_bid(
     size: int,
     identities: Iterable[age.Identity] = (),
     file_key: bytes | None = None,
-    tender: Tender,
+    terms: Terms,
 ) -> Outcome:
     """Open the stored bid whose receipt names this digest and size, with the identities or
     with the file key a bidder revealed.
@@ -141,12 +134,7 @@ def open_bid(
         if failure is not None:
             return Rejected("decrypt_failed", f"the sealed file does not open: {failure}")
         try:
-            form = read_bid_form(
-                plaintext,  # type: ignore[arg-type]
-                bid_fields=tender.bid_fields,
-                ceiling=tender.ceiling,
-                floor=tender.floor,
-            )
+            form = terms.read_bid(plaintext)  # type: ignore[arg-type]
         except FormError as exc:
             return Rejected(exc.reason, exc.detail)
     return Decrypted(
@@ -155,4 +143,29 @@ def open_bid(
         documents=[
             {"name": doc.name, "size": doc.size, "sha256": doc.sha256} for doc in form.documents
         ],
+    )
+
+
+def outcome_event(
+    bid: payloads.ListedBid, outcome: Outcome, via: str | None = None
+) -> payloads.BidDecrypted | payloads.BidRejected:
+    """What the opening publishes about a listed bid once it has been opened (`via` whose key:
+    "bidder", "backup", or None for the tender's key in the officer's opening)."""
+    if isinstance(outcome, Decrypted):
+        return payloads.BidDecrypted(
+            bid_id=bid.bid_id,
+            bidder_id=bid.bidder_id,
+            bidder_name=bid.bidder_name,
+            price=outcome.price,
+            fields=outcome.fields,
+            documents=outcome.documents,
+            via=via,
+        )
+    return payloads.BidRejected(
+        bid_id=bid.bid_id,
+        bidder_id=bid.bidder_id,
+        bidder_name=bid.bidder_name,
+        reason=outcome.reason,
+        detail=outcome.detail,
+        via=via,
     )

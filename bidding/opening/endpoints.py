@@ -8,7 +8,6 @@ import contextlib
 import json
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 import anyio.to_thread
@@ -29,7 +28,7 @@ from bidding.auth.models import AccessToken, User
 from bidding.crypto import age
 from bidding.db import Session, SessionFactory, iso_utc, utcnow
 from bidding.errors import InvalidInput
-from bidding.opening import actions, decryption, live
+from bidding.opening import actions, decryption, live, payloads
 from bidding.opening import events as ev
 from bidding.opening import service as opening_service
 from bidding.opening.dependencies import LiveHub, OptionalHub
@@ -120,7 +119,8 @@ async def read_results(
 @router.get("/{tender_id}/log/head", responses=_LOG)
 async def read_tree_head(tender: VisibleTender, session: Session) -> dict[str, Any]:
     """The receipt log's tree head, signed when the log was sealed at the deadline."""
-    return await opening_service.tree_head(session=session, tender_id=tender.id)
+    sealed = await opening_service.tree_head(session=session, tender_id=tender.id)
+    return sealed.to_data()
 
 
 @router.get("/{tender_id}/log/proof", responses=_LOG)
@@ -512,20 +512,16 @@ async def reveal(
         file_key = b""
     if len(file_key) != age.FILE_KEY_SIZE:
         raise InvalidInput(f"file_key: {age.FILE_KEY_SIZE} bytes in base64")
-    readable = decryption.Tender(
-        bid_fields=tender.bid_fields,
-        ceiling=Decimal(tender.ceiling_price),
-        floor=None if tender.floor_price is None else Decimal(tender.floor_price),
-    )
+    terms = tender.terms
 
-    async def open_bid(listed: dict[str, Any], key: bytes) -> decryption.Outcome:
+    async def open_bid(listed: payloads.ListedBid, key: bytes) -> decryption.Outcome:
         return await anyio.to_thread.run_sync(
             lambda: decryption.open_bid(
                 blobs=blobs,
-                sha256=listed["sha256"],
-                size=listed["size"],
+                sha256=listed.sha256,
+                size=listed.size,
                 file_key=key,
-                tender=readable,
+                terms=terms,
             )
         )
 

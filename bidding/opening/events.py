@@ -1,9 +1,10 @@
-"""Opening events: appended with a gapless seq in the caller's transaction, read in order."""
+"""Opening events: appended with a gapless seq in the caller's transaction, read in order, their
+payloads written to and read from the stored JSON."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -11,30 +12,34 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.db import iso_utc, utcnow
+from bidding.opening import payloads
 from bidding.opening.models import Opening, OpeningEvent
 
 Envelope = dict[str, Any]
+E = TypeVar("E", bound=payloads.Event)
 
 # The pipeline's events, in order (docs/architecture.md, The opening).
-STARTED = "opening.started"
-LOG_SEALED = "log.sealed"
-BIDS_LISTED = "bids.listed"
-BID_DECRYPTED = "bid.decrypted"
-BID_REJECTED = "bid.rejected"
+STARTED = payloads.Started.type
+LOG_SEALED = payloads.LogSealed.type
+BIDS_LISTED = payloads.BidsListed.type
+BID_DECRYPTED = payloads.BidDecrypted.type
+BID_REJECTED = payloads.BidRejected.type
 # Bidder mode (online decryption): the window in which bidders reveal their bids' file keys.
-WINDOW_OPENED = "decryption.window_opened"
-WINDOW_CLOSED = "decryption.window_closed"
-BID_WITHDRAWN = "bid.withdrawn"
-COEFFICIENT_DRAWN = "coefficient.drawn"
-SCORES_COMPUTED = "scores.computed"
-RECORD_PUBLISHED = "record.published"
-FAILED = "opening.failed"
-COMPLETED = "opening.completed"
+WINDOW_OPENED = payloads.WindowOpened.type
+WINDOW_CLOSED = payloads.WindowClosed.type
+BID_WITHDRAWN = payloads.BidWithdrawn.type
+COEFFICIENT_DRAWN = payloads.CoefficientDrawn.type
+SCORES_COMPUTED = payloads.ScoresComputed.type
+RECORD_PUBLISHED = payloads.RecordPublished.type
+FAILED = payloads.Failed.type
+COMPLETED = payloads.Completed.type
 # Actions in the room, by its participants.
-CHECKED_IN = "attendance.checked_in"
-OBJECTION_RAISED = "objection.raised"
-OBJECTION_ANSWERED = "objection.answered"
-RECORD_CONFIRMED = "record.confirmed"
+CHECKED_IN = payloads.CheckedIn.type
+OBJECTION_RAISED = payloads.ObjectionRaised.type
+OBJECTION_ANSWERED = payloads.ObjectionAnswered.type
+RECORD_CONFIRMED = payloads.RecordConfirmed.type
+# What a listed bid can come to: one of these, once.
+OUTCOMES = (BID_DECRYPTED, BID_REJECTED, BID_WITHDRAWN)
 
 # PostgreSQL channel on which every committed event is announced as "<tender id>:<seq>".
 CHANNEL = "bidding_opening_events"
@@ -49,12 +54,33 @@ def envelope(event: OpeningEvent) -> Envelope:
     return {"seq": event.seq, "type": event.type, "at": iso_utc(event.at), "data": event.data}
 
 
+def payload(event: OpeningEvent, kind: type[E]) -> E:
+    """The event's payload, read as the kind its type names."""
+    if event.type != kind.type:
+        raise ValueError(f"event {event.seq} is {event.type}, not {kind.type}")
+    return kind.from_data(event.data)
+
+
+def outcome(event: OpeningEvent) -> payloads.Outcome:
+    """A bid's outcome event, read as its kind."""
+    kind: type[payloads.Outcome] = {
+        BID_DECRYPTED: payloads.BidDecrypted,
+        BID_REJECTED: payloads.BidRejected,
+        BID_WITHDRAWN: payloads.BidWithdrawn,
+    }[event.type]
+    return kind.from_data(event.data)
+
+
+def decided(events: Iterable[OpeningEvent]) -> set[str]:
+    """The ids of the listed bids that have an outcome among these events."""
+    return {event.data["bid_id"] for event in events if event.type in OUTCOMES}
+
+
 async def append(
     *,
     session: AsyncSession,
     tender_id: uuid.UUID,
-    type: str,
-    data: dict[str, Any],
+    payload: payloads.Event,
     lease_owner: str | None,
     at: datetime | None = None,
 ) -> OpeningEvent:
@@ -64,7 +90,7 @@ async def append(
     (LeaseLost otherwise), so a step is never written by two instances.
     """
     (event,) = await append_many(
-        session=session, tender_id=tender_id, items=[(type, data)], lease_owner=lease_owner, at=at
+        session=session, tender_id=tender_id, items=[payload], lease_owner=lease_owner, at=at
     )
     return event
 
@@ -73,11 +99,11 @@ async def append_many(
     *,
     session: AsyncSession,
     tender_id: uuid.UUID,
-    items: Sequence[tuple[str, dict[str, Any]]],
+    items: Sequence[payloads.Event],
     lease_owner: str | None,
     at: datetime | None = None,
 ) -> list[OpeningEvent]:
-    """Add the next events, (type, data) in order, with one claim of as many seqs."""
+    """Add the next events, in order, with one claim of as many seqs."""
     claim = update(Opening).where(Opening.tender_id == tender_id)
     if lease_owner is not None:
         claim = claim.where(Opening.lease_owner == lease_owner)
@@ -97,8 +123,10 @@ async def append_many(
     moment = at or utcnow()
     first = last - len(items) + 1
     events = [
-        OpeningEvent(tender_id=tender_id, seq=first + offset, type=type, at=moment, data=data)
-        for offset, (type, data) in enumerate(items)
+        OpeningEvent(
+            tender_id=tender_id, seq=first + offset, type=item.type, at=moment, data=item.to_data()
+        )
+        for offset, item in enumerate(items)
     ]
     session.add_all(events)
     await session.flush()

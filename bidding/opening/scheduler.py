@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from bidding.audit import anchors as audit_anchors
 from bidding.opening import events as ev
-from bidding.opening import pipeline
+from bidding.opening import lease, pipeline
 from bidding.opening import service as opening_service
 from bidding.opening.models import Opening
 from bidding.tenders.models import Tender, TenderStatus
@@ -58,7 +58,7 @@ class OpeningScheduler:
 
     def __init__(
         self,
-        ctx: pipeline.Context,
+        ctx: lease.Context,
         *,
         sync_every: timedelta,
         anchor_every: timedelta | None = None,
@@ -218,18 +218,18 @@ class OpeningScheduler:
         else:
             self._failures.pop(tender_id, None)
             match outcome:
-                case pipeline.NotDue(deadline=deadline):
+                case lease.NotDue(deadline=deadline):
                     self._schedule(tender_id, deadline)
-                case pipeline.HeldElsewhere(until=until):
+                case lease.HeldElsewhere(until=until):
                     self._schedule(tender_id, until + _TAKEOVER_SLACK)
-                case pipeline.Waiting(until=until):
+                case lease.Waiting(until=until):
                     # The last reveal may have come while this run was letting go.
                     async with self.ctx.session_factory() as session:
                         resume_at = await session.scalar(
                             select(Opening.resume_at).where(Opening.tender_id == tender_id)
                         )
                     self._schedule(tender_id, min(until, resume_at or until))
-                case pipeline.Claimed():
+                case lease.Claimed():
                     logger.info("tender %s: opening finished", tender_id)
         finally:
             self._running.pop(tender_id, None)

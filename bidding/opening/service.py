@@ -13,6 +13,7 @@ from bidding.auth.models import Role, User
 from bidding.crypto import merkle
 from bidding.errors import Forbidden, Unauthorized
 from bidding.opening import events as ev
+from bidding.opening import payloads
 from bidding.opening.exceptions import (
     LeafNotFound,
     LeavesNotPublished,
@@ -115,29 +116,33 @@ async def results(*, session: AsyncSession, tender: Tender) -> dict[str, Any]:
     """The ranking once scores are computed, or why the opening failed; Conflict before."""
     failed = await first_event(session=session, tender_id=tender.id, type=ev.FAILED)
     if failed is not None:
-        return {"status": "failed", "failure": failed.data, "ranking": []}
-    scores = await first_event(session=session, tender_id=tender.id, type=ev.SCORES_COMPUTED)
-    if scores is None:
+        failure = ev.payload(failed, payloads.Failed)
+        return {"status": "failed", "failure": failure.to_data(), "ranking": []}
+    computed = await first_event(session=session, tender_id=tender.id, type=ev.SCORES_COMPUTED)
+    if computed is None:
         raise NotScored("the bids have not been scored yet")
+    scores = ev.payload(computed, payloads.ScoresComputed).to_data()
     drawn = await first_event(session=session, tender_id=tender.id, type=ev.COEFFICIENT_DRAWN)
     return {
         "status": tender.status.value,
-        "method": scores.data["method"],
-        "ranking": scores.data["ranking"],
-        "working": scores.data["working"],
-        "coefficient": None if drawn is None else drawn.data,
+        "method": scores["method"],
+        "ranking": scores["ranking"],
+        "working": scores["working"],
+        "coefficient": None
+        if drawn is None
+        else ev.payload(drawn, payloads.CoefficientDrawn).to_data(),
     }
 
 
 # --- the receipt log -----------------------------------------------------------------------
 
 
-async def tree_head(*, session: AsyncSession, tender_id: uuid.UUID) -> dict[str, Any]:
+async def tree_head(*, session: AsyncSession, tender_id: uuid.UUID) -> payloads.LogSealed:
     """The signed tree head sealed at the deadline; Conflict before the log is sealed."""
     sealed = await first_event(session=session, tender_id=tender_id, type=ev.LOG_SEALED)
     if sealed is None:
         raise LogNotSealed("the log is sealed at the deadline, when the opening starts")
-    return sealed.data
+    return ev.payload(sealed, payloads.LogSealed)
 
 
 async def _leaf_hashes(*, session: AsyncSession, tender_id: uuid.UUID, size: int) -> list[str]:
@@ -153,8 +158,8 @@ async def inclusion(
     *, session: AsyncSession, tender_id: uuid.UUID, leaf_hash: str
 ) -> dict[str, Any]:
     """The proof that a receipt's leaf is in the sealed log; NotFound when it is not."""
-    head = (await tree_head(session=session, tender_id=tender_id))["tree_head"]
-    size = head["tree_size"]
+    head = (await tree_head(session=session, tender_id=tender_id)).tree_head
+    size = head.tree_size
     leaves = await _leaf_hashes(session=session, tender_id=tender_id, size=size)
     try:
         index = leaves.index(leaf_hash)
@@ -164,7 +169,7 @@ async def inclusion(
     return {
         "leaf_index": index,
         "tree_size": size,
-        "root_hash": head["root_hash"],
+        "root_hash": head.root_hash,
         "proof": [node.hex() for node in proof],
     }
 
@@ -175,19 +180,19 @@ async def leaves(
     """The signed receipts of the sealed log, in order, once the opening has finished."""
     if tender.status not in FINISHED:
         raise LeavesNotPublished("the log's leaves are published when the opening ends")
-    head = (await tree_head(session=session, tender_id=tender.id))["tree_head"]
+    size = (await tree_head(session=session, tender_id=tender.id)).tree_head.tree_size
     entries = await session.scalars(
         select(LogEntry)
         .where(
             LogEntry.tender_id == tender.id,
             LogEntry.position >= start,
-            LogEntry.position < head["tree_size"],
+            LogEntry.position < size,
         )
         .order_by(LogEntry.position)
         .limit(limit)
     )
     return {
-        "tree_size": head["tree_size"],
+        "tree_size": size,
         "start": start,
         "leaves": [
             {

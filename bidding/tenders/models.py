@@ -20,6 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bidding.db import Base, UTCDateTime, utcnow
+from bidding.rules.terms import Terms
 
 
 class TenderStatus(enum.StrEnum):
@@ -90,6 +91,16 @@ class Tender(Base):
     documents: Mapped[list["TenderDocument"]] = relationship(
         order_by="TenderDocument.uploaded_at", lazy="selectin"
     )
+
+    @property
+    def terms(self) -> Terms:
+        """What the opening holds this tender's bids to."""
+        return Terms.of(
+            bid_fields=self.bid_fields,
+            ceiling_price=self.ceiling_price,
+            floor_price=self.floor_price,
+            scoring=self.scoring,
+        )
 
 
 class TenderAmendment(Base):

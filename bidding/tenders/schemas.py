@@ -1,10 +1,10 @@
 """Request and response bodies of the tender API; money and weights are decimal strings."""
 
-import enum
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -25,16 +25,40 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bidding.db import utcnow
-from bidding.decimals import CENT, DECIMAL_TEXT, is_decimal_text
+from bidding.rules import forms, scoring
+from bidding.rules.forms import MAX_BID_FIELDS, PRICE_FIELD, BidFieldType
+from bidding.rules.money import (
+    DECIMAL_TEXT,
+    is_decimal_text,
+    is_whole_cents,
+    money_text,
+    plain_decimal_text,
+)
+from bidding.rules.terms import price_range_problem
 from bidding.tenders.models import OpeningMode, TenderStatus
 
-MAX_BID_FIELDS = 50
-PRICE_FIELD = "price"
+T = TypeVar("T")
 
 
 def _refuse(message: str) -> PydanticCustomError:
     """A validation error whose message is shown as written (no "Value error, " prefix)."""
     return PydanticCustomError("invalid", message)
+
+
+def _check(problem: str | None) -> None:
+    """Refuse the value being validated with the problem a rule found in it, if any."""
+    if problem is not None:
+        raise _refuse(problem)
+
+
+def _obeys(rule: Callable[[T], str | None]) -> AfterValidator:
+    """A validator that refuses a value with the problem a rule finds in it."""
+
+    def check(value: T) -> T:
+        _check(rule(value))
+        return value
+
+    return AfterValidator(check)
 
 
 # --- decimals ------------------------------------------------------------------------------
@@ -54,19 +78,6 @@ def _parse_decimal(value: object) -> Decimal:
     return Decimal(value)
 
 
-def plain_decimal_text(value: Decimal) -> str:
-    """The canonical text of a decimal: positional, no trailing zeros, no negative zero."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
-def money_text(value: Decimal) -> str:
-    """The canonical text of an amount, as stored and sent: exactly two decimal places."""
-    return f"{value.quantize(CENT):f}"
-
-
 def _non_negative(value: Decimal) -> Decimal:
     if value < 0:
         raise _refuse("must not be negative")
@@ -75,10 +86,10 @@ def _non_negative(value: Decimal) -> Decimal:
 
 def _money(value: Decimal) -> Decimal:
     _non_negative(value)
-    # Size first: quantizing a number wider than the decimal context's precision would raise.
+    # Size first: a number too large is told so, whatever its decimal places.
     if value >= Decimal(10) ** _MONEY_INTEGER_DIGITS:
         raise _refuse(f"at most {_MONEY_INTEGER_DIGITS} digits before the decimal point")
-    if value != value.quantize(CENT):
+    if not is_whole_cents(value):
         raise _refuse("at most 2 decimal places")
     return value
 
@@ -163,35 +174,26 @@ class ComprehensiveScoring(_Strict):
     """Price score out of price_weight points; technical scores are added later."""
 
     method: Literal["comprehensive"]
-    price_weight: Annotated[DecimalText, AfterValidator(_positive)]
+    price_weight: Annotated[DecimalText, _obeys(scoring.price_weight_problem)]
 
-    @field_validator("price_weight")
-    @classmethod
-    def _at_most_100(cls, value: Decimal) -> Decimal:
-        if value > 100:
-            raise _refuse("must be at most 100")
-        return value
+
+Deduction = Annotated[DecimalText, _obeys(scoring.deduction_problem)]
 
 
 class BenchmarkScoring(_Strict):
     """Benchmark price (基准价法): score by distance from the trimmed mean lowered by K."""
 
     method: Literal["benchmark"]
-    coefficient_choices: Annotated[list[DecimalText], Field(min_length=1, max_length=100)]
-    trim_threshold: Annotated[StrictInt, Field(ge=3, le=1000)] = 5
-    deduct_above: Annotated[DecimalText, AfterValidator(_non_negative)] = Decimal("1")
-    deduct_below: Annotated[DecimalText, AfterValidator(_non_negative)] = Decimal("0.5")
-
-    @field_validator("coefficient_choices")
-    @classmethod
-    def _fractions_without_repeats(cls, values: list[Decimal]) -> list[Decimal]:
-        for value in values:
-            if not 0 <= value < 1:
-                raise _refuse(f"each choice must be at least 0 and below 1, not {value}")
-        if len(set(values)) != len(values):
-            # A repeated choice would silently double its chance of being drawn.
-            raise _refuse("choices must be unique")
-        return values
+    coefficient_choices: Annotated[
+        list[DecimalText],
+        Field(min_length=1, max_length=scoring.MAX_COEFFICIENT_CHOICES),
+        _obeys(scoring.coefficient_choices_problem),
+    ]
+    trim_threshold: Annotated[
+        StrictInt, Field(ge=scoring.MIN_TRIM_THRESHOLD, le=scoring.MAX_TRIM_THRESHOLD)
+    ] = scoring.DEFAULT_TRIM_THRESHOLD
+    deduct_above: Deduction = scoring.DEFAULT_DEDUCT_ABOVE
+    deduct_below: Deduction = scoring.DEFAULT_DEDUCT_BELOW
 
 
 Scoring = Annotated[
@@ -201,19 +203,10 @@ Scoring = Annotated[
 # --- the bid form --------------------------------------------------------------------------
 
 
-class BidFieldType(enum.StrEnum):
-    """What a field of the bid form holds."""
-
-    decimal = "decimal"
-    integer = "integer"
-    text = "text"
-    boolean = "boolean"
-
-
 class BidField(_Strict):
     """One field of the bid form; min and max bound decimal and integer values."""
 
-    name: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    name: Annotated[str, StringConstraints(pattern=forms.FIELD_NAME_PATTERN)]
     label: Annotated[str, StringConstraints(max_length=200, pattern=_ONE_LINE)] = ""
     type: BidFieldType
     required: StrictBool = True
@@ -222,16 +215,14 @@ class BidField(_Strict):
 
     @field_validator("type")
     @classmethod
-    def _price_is_decimal(cls, value: BidFieldType, info: ValidationInfo) -> BidFieldType:
-        if info.data.get("name") == PRICE_FIELD and value is not BidFieldType.decimal:
-            raise _refuse("price is always a decimal field")
+    def _type_fits_the_name(cls, value: BidFieldType, info: ValidationInfo) -> BidFieldType:
+        _check(forms.field_type_problem(info.data.get("name", ""), value))
         return value
 
     @field_validator("required")
     @classmethod
-    def _price_is_required(cls, value: bool, info: ValidationInfo) -> bool:
-        if info.data.get("name") == PRICE_FIELD and not value:
-            raise _refuse("price is always required")
+    def _required_fits_the_name(cls, value: bool, info: ValidationInfo) -> bool:
+        _check(forms.field_required_problem(info.data.get("name", ""), value))
         return value
 
     @field_validator("min", "max")
@@ -239,14 +230,11 @@ class BidField(_Strict):
     def _bounds_fit_the_type(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
         if value is None:
             return None
-        kind = info.data.get("type")
-        if kind in (BidFieldType.text, BidFieldType.boolean):
-            raise _refuse(f"{kind} fields take no {info.field_name}")
-        if kind is BidFieldType.integer and value != value.to_integral_value():
-            raise _refuse("must be a whole number for an integer field")
-        low = info.data.get("min")
-        if info.field_name == "max" and low is not None and value < low:
-            raise _refuse("must not be below min")
+        _check(
+            forms.field_bound_problem(
+                info.data.get("type"), info.field_name or "", value, info.data.get("min")
+            )
+        )
         return value
 
     @model_validator(mode="after")
@@ -258,24 +246,13 @@ class BidField(_Strict):
 
 def _with_price(fields: list[BidField]) -> list[BidField]:
     names = [field.name for field in fields]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise _refuse(f"field names must be unique: {', '.join(repeated)} repeated")
+    _check(forms.field_names_problem(names))
     if PRICE_FIELD not in names:
         fields = [BidField(name=PRICE_FIELD, type=BidFieldType.decimal), *fields]
-    if len(fields) > MAX_BID_FIELDS:
-        raise _refuse(f"at most {MAX_BID_FIELDS} fields, price included")
     return fields
 
 
 BidFields = Annotated[list[BidField], Field(max_length=MAX_BID_FIELDS), AfterValidator(_with_price)]
-
-
-def price_range_error(ceiling: Decimal, floor: Decimal | None) -> str | None:
-    """Why a floor does not fit under a ceiling, or None when it does."""
-    if floor is not None and floor > ceiling:
-        return f"must not be above the ceiling price {money_text(ceiling)}"
-    return None
 
 
 # --- requests ------------------------------------------------------------------------------
@@ -304,9 +281,8 @@ class _TenderFields(_Strict):
     def _floor_under_ceiling(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
         # Only when both arrive together; an edit of one is checked against the stored other.
         ceiling = info.data.get("ceiling_price")
-        problem = None if ceiling is None else price_range_error(ceiling, value)
-        if problem:
-            raise _refuse(problem)
+        if ceiling is not None:
+            _check(price_range_problem(ceiling, value))
         return value
 
 

@@ -30,6 +30,7 @@ from bidding.errors import (
     NotFound,
     Unprocessable,
 )
+from bidding.rules.terms import price_range_problem
 from bidding.tenders.exceptions import (
     BiddingPeriodTooShort,
     DeadlineMovedEarlier,
@@ -44,12 +45,7 @@ from bidding.tenders.exceptions import (
     TooManyDocuments,
 )
 from bidding.tenders.models import Tender, TenderAmendment, TenderDocument, TenderStatus
-from bidding.tenders.schemas import (
-    AMENDABLE_FIELDS,
-    TenderCreate,
-    TenderUpdate,
-    price_range_error,
-)
+from bidding.tenders.schemas import AMENDABLE_FIELDS, TenderCreate, TenderUpdate
 
 OPENING_IDENTITY_PURPOSE = "opening-identity"
 COEFFICIENT_SEED_PURPOSE = "coefficient-seed"
@@ -281,7 +277,7 @@ async def _edit_draft(
     floor = tender_update.floor_price
     if "floor_price" not in values and tender.floor_price is not None:
         floor = Decimal(tender.floor_price)
-    problem = price_range_error(ceiling, floor)
+    problem = price_range_problem(ceiling, floor)
     if problem is not None:
         field = "floor_price" if "floor_price" in values else "ceiling_price"
         message = problem if field == "floor_price" else "must not be below the floor price"
@@ -650,32 +646,4 @@ async def remove_document(*, session: AsyncSession, tender: Tender, document_id:
         action="tender.document_removed",
         tender_id=tender.id,
         details={"document_id": str(document.id), "name": document.name, "sha256": document.sha256},
-    )
-
-
-# --- the tender's secrets ------------------------------------------------------------------
-
-
-def opening_identity(*, master: MasterKey, tender: Tender) -> age.Identity:
-    """The tender's age identity, unwrapped: only the opening may call this."""
-    if tender.opening_identity_wrapped is None:
-        raise ValueError("the tender has not been published")
-    raw = custody.unwrap(
-        master,
-        tender.opening_identity_wrapped,
-        tender_id=str(tender.id),
-        purpose=OPENING_IDENTITY_PURPOSE,
-    )
-    return age.Identity(raw)
-
-
-def coefficient_seed(*, master: MasterKey, tender: Tender) -> bytes:
-    """The tender's committed coefficient seed, unwrapped: revealed at the opening only."""
-    if tender.coefficient_seed_wrapped is None:
-        raise ValueError("the tender has not been published")
-    return custody.unwrap(
-        master,
-        tender.coefficient_seed_wrapped,
-        tender_id=str(tender.id),
-        purpose=COEFFICIENT_SEED_PURPOSE,
     )

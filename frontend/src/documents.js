@@ -1,59 +1,9 @@
 // A tender's documents: the list everyone sees (download, size, SHA-256), and for its officers
 // an upload with a progress bar, a reason when the tender is published, removal on a draft.
 import { ApiError, api, upload } from "./api.js";
+import { formatSize } from "./bytes.js";
 import { field, h, notice, when } from "./dom.js";
-import { addTexts, t } from "./i18n.js";
-
-addTexts({
-  "zh-CN": {
-    doc_title: "招标文件",
-    doc_none: "暂无文件",
-    doc_name: "文件名",
-    doc_size: "大小",
-    doc_uploaded: "上传时间",
-    doc_download: "下载",
-    doc_remove: "删除 {name}",
-    doc_add: "添加文件",
-    doc_file: "选择文件",
-    doc_reason: "变更原因（已发布项目必填）",
-    doc_upload: "上传",
-    doc_uploading: "正在上传 {name}：{percent}%",
-    doc_uploaded_ok: "已上传 {name}",
-    doc_pick: "请先选择文件",
-    doc_reason_needed: "已发布项目添加文件属于变更，请填写原因",
-    doc_digest: "SHA-256（下载后可核对）",
-  },
-  en: {
-    doc_title: "Tender documents",
-    doc_none: "No documents yet",
-    doc_name: "File",
-    doc_size: "Size",
-    doc_uploaded: "Uploaded",
-    doc_download: "Download",
-    doc_remove: "Remove {name}",
-    doc_add: "Add a document",
-    doc_file: "Choose a file",
-    doc_reason: "Reason for the amendment (required once published)",
-    doc_upload: "Upload",
-    doc_uploading: "Uploading {name}: {percent}%",
-    doc_uploaded_ok: "Uploaded {name}",
-    doc_pick: "Choose a file first",
-    doc_reason_needed: "Adding a document to a published tender is an amendment: give the reason",
-    doc_digest: "SHA-256 (to check a download)",
-  },
-});
-
-/** Bytes in the reader's units: 1.5 MB, 320 KB. */
-export function bytes(size) {
-  const units = ["B", "KB", "MB", "GB"];
-  let value = size;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${unit ? value.toFixed(1) : value} ${units[unit]}`;
-}
+import { t } from "./i18n.js";
 
 /** The documents as a table; with manage, the officer's upload and (drafts) removal too. */
 export function documentsPanel(tender, { manage = false, changed = () => {} } = {}) {
@@ -68,7 +18,7 @@ export function documentsPanel(tender, { manage = false, changed = () => {} } = 
         {},
         h("a", { href: `/api/v1/tenders/${tender.id}/documents/${document.id}`, download: document.name }, document.name),
       ),
-      h("td", { class: "number" }, bytes(document.size)),
+      h("td", { class: "number" }, formatSize(document.size)),
       h("td", { class: "wide" }, when(document.uploaded_at)),
       h("td", { class: "wide" }, h("code", { title: t("doc_digest") }, document.sha256.slice(0, 16) + "…")),
       manage && tender.status === "draft"

@@ -46,12 +46,16 @@ export function when(iso) {
   return iso ? new Date(iso).toLocaleString(currentLanguage()) : "—";
 }
 
+/** A whole number's digits grouped by three: 1234567 -> 1,234,567. */
+export function grouped(whole) {
+  return String(whole).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
 /** An amount in its currency, digits grouped; the decimal string is kept exact. */
 export function money(text, currency = "") {
   if (text === null || text === undefined) return "—";
   const [whole, cents = ""] = String(text).split(".");
-  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-  return `${currency ? `${currency} ` : ""}${grouped}${cents ? `.${cents}` : ""}`;
+  return `${currency ? `${currency} ` : ""}${grouped(whole)}${cents ? `.${cents}` : ""}`;
 }
 
 /** A duration as d h:mm:ss, or "closed" when it has passed. */

@@ -1,296 +1,30 @@
-// The opening hall (开标大厅): the opening as it happens, over the live room's WebSocket.
-// Every event is applied once, in seq order: a reconnection resumes after the last seq held,
-// what is at or below it is ignored, and a gap is filled from the REST list before going on.
-// The participants act here too: check-in, objections and their answers, confirming the record.
+// The opening hall (开标大厅): the opening drawn as it happens. hall/live.js brings the events
+// in seq order and hall/state.js folds them into what they have told; this page draws that
+// state, redrawing the parts whose state changed. The participants act here too: check-in,
+// objections and their answers, confirming the record.
 import "./hall.css";
-import { ApiError, api, serverNow, syncClock } from "./api.js";
-import { download, field, h, money, notice, when } from "./dom.js";
-import { addTexts, currentLanguage, has, t } from "./i18n.js";
-import { countdown, loadTender, tenderFacts } from "./public.js";
+import { bytesToHex } from "@noble/hashes/utils.js";
+import { ApiError, api, serverNow } from "./api.js";
+import { hexToBytes } from "./bytes.js";
 import { priceChart } from "./chart.js";
+import { download, field, h, money, notice, when } from "./dom.js";
+import { currentLanguage, has, t } from "./i18n.js";
+import { countdown, loadTender, tenderFacts } from "./public.js";
+import { followOpening } from "./hall/live.js";
+import {
+  checkDraw,
+  checkedIn,
+  confirmedBy,
+  decryptedCount,
+  finished,
+  initialState,
+  listedBidOf,
+  lowestPrice,
+  validPrices,
+} from "./hall/state.js";
 
-addTexts({
-  "zh-CN": {
-    hall_title: "开标大厅",
-    hall_backToTender: "返回项目详情",
-    hall_serverTime: "服务器时间",
-    hall_untilDeadline: "距投标截止",
-    hall_deadlinePassed: "投标已于 {at} 截止",
-    hall_facts: "项目信息",
-    hall_connecting: "正在连接开标大厅…",
-    hall_live: "已连接，实时同步中（已收到第 {seq} 号事件）",
-    hall_liveNone: "已连接，实时同步中（尚无事件）",
-    hall_retrying: "连接中断，{seconds} 秒后重连…",
-    hall_offline: "网络已断开，恢复后自动重连…",
-    hall_lost: "连接已断开，正在重新连接…",
-    hall_resumed: "已重新连接，从第 {seq} 号事件之后继续",
-    hall_closed: "连接已关闭",
-    hall_signInNeeded: "本次开标仅对参与方开放，请登录后观看。",
-    hall_signInLink: "登录",
-    hall_notParticipant: "只有本项目的招标人、监督人和投标人可以观看本次开标。",
-    hall_noTender: "没有这个项目，或您无权查看。",
-    hall_badRequest: "无法连接开标大厅（请求无效）。",
-    hall_gapFailed: "补取缺失的事件失败，正在重新连接…",
-    hall_readOnly: "您正在以访客身份观看公开开标（只读）。",
-    hall_checkIn: "签到",
-    hall_checkedIn: "您已签到",
-    hall_checkInAfterDeadline: "投标人自投标截止时起签到（以免提前暴露投标情况）。",
-    hall_checkInClosed: "开标已结束，签到已关闭。",
-    hall_attendance: "签到情况",
-    hall_nobodyYet: "尚无人签到",
-    hall_attendee: "{name}（{organization}，{role}）· {at}",
-    hall_bids: "投标文件",
-    hall_bidsCaption: "投标文件及解密结果",
-    hall_bidsWaiting: "投标截止后公布投标人及回执摘要。",
-    hall_colNumber: "序号",
-    hall_colBidder: "投标人",
-    hall_colReceived: "递交时间",
-    hall_colDigest: "回执摘要（SHA-256）",
-    hall_colStatus: "状态",
-    hall_colPrice: "报价",
-    hall_colFields: "其他内容",
-    hall_sealed: "未解密",
-    hall_decrypted: "已解密",
-    hall_decryptedBy_bidder: "已解密（投标人在线解密）",
-    hall_decryptedBy_backup: "已解密（平台备份解密）",
-    hall_rejected: "无效：{reason}",
-    hall_withdrawn: "撤回：{reason}",
-    hall_reason_decrypt_failed: "无法解密",
-    hall_reason_digest_mismatch: "文件与回执摘要不一致",
-    hall_reason_form_invalid: "投标表单不合格",
-    hall_reason_above_ceiling: "报价高于最高投标限价",
-    hall_reason_below_floor: "报价低于最低限价",
-    hall_reason_not_decrypted: "解密时限内未解密",
-    hall_windowOpen: "在线解密进行中，截止于 {at}（剩余 {left}）",
-    hall_windowClosed: "在线解密已结束：{opened} 份已解密，{sealed} 份未解密",
-    hall_windowBackup: "未按时解密的投标将由平台备份解密。",
-    hall_windowNoBackup: "未按时解密的投标视为撤回。",
-    hall_reveal: "解密我的投标",
-    hall_coefficient: "下浮系数抽取",
-    hall_k: "下浮系数 K",
-    hall_choices: "可选系数",
-    hall_seed: "公开的种子",
-    hall_commitmentShown: "项目公布的承诺值",
-    hall_rootHash: "回执日志根哈希",
-    hall_commitmentVerified: "承诺已核验",
-    hall_commitmentVerifiedWhy: "本页计算的 SHA-256（种子）与项目发布时公布的承诺值一致。",
-    hall_commitmentMismatch: "承诺不一致：SHA-256（种子）与项目公布的承诺值不同！",
-    hall_drawVerified: "抽取已核验：SHA-256（种子 ‖ 根哈希）对 {n} 取模得 {index}，即 K = {k}。",
-    hall_drawMismatch: "抽取结果与本页计算不一致！",
-    hall_rootMismatch: "抽取所用根哈希与封存的日志根哈希不同！",
-    hall_cannotVerify: "此浏览器无法在本页核验（需要安全连接 HTTPS）。",
-    hall_verifying: "正在核验…",
-    hall_results: "评审结果",
-    hall_chartTitle: "有效报价与参考价",
-    hall_chartDescription: "{n} 份有效报价，最低 {low}，最高 {high}；{lines}。",
-    hall_chartData: "图表数据",
-    hall_ceilingLine: "最高限价",
-    hall_floorLine: "最低限价",
-    hall_benchmarkLine: "基准价 B",
-    hall_lowestLine: "最低报价",
-    hall_ranking: "排名",
-    hall_rank: "名次",
-    hall_price: "报价",
-    hall_score: "得分",
-    hall_average: "平均价 A",
-    hall_excluded: "去掉的最高、最低报价",
-    hall_benchmark: "基准价 B = A ×（1 − K）",
-    hall_lowestPrice: "最低报价",
-    hall_method_lowest_price: "最低价法",
-    hall_method_comprehensive: "综合评分法（价格分）",
-    hall_method_benchmark: "基准价法",
-    hall_method: "评标办法",
-    hall_failed: "开标失败（流标）",
-    hall_failedTooFewBids: "递交的投标只有 {count} 份，至少需要 {min} 份。",
-    hall_failedTooFewValid: "{listed} 份投标中只有 {valid} 份有效，至少需要 {min} 份。",
-    hall_failedOther: "{detail}",
-    hall_objections: "异议",
-    hall_noObjections: "尚无异议",
-    hall_objectionBy: "{bidder} 提出异议 · {at}",
-    hall_answeredBy: "{name} 答复 · {at}",
-    hall_awaitingAnswer: "等待招标人答复",
-    hall_yourObjection: "您的异议",
-    hall_raise: "提出异议",
-    hall_raised: "异议已提出",
-    hall_yourAnswer: "答复",
-    hall_sendAnswer: "发送答复",
-    hall_record: "开标记录",
-    hall_recordDigest: "记录摘要（SHA-256）",
-    hall_recordKey: "签名密钥",
-    hall_recordSignature: "签名（Ed25519）",
-    hall_downloadRecord: "下载已签名的开标记录",
-    hall_confirmRecord: "确认开标记录",
-    hall_confirmedYou: "您已确认开标记录",
-    hall_confirmations: "已确认的投标人",
-    hall_noConfirmations: "尚无投标人确认",
-    hall_confirmedBy: "{bidder} · {at}",
-    hall_timeline: "开标过程",
-    hall_timelineEmpty: "尚无事件",
-    hall_newEvents: "{n} 条新事件，最新：{text}",
-    hall_event_opening_started: "开标开始（投标截止 {deadline}）",
-    hall_event_log_sealed: "回执日志已封存：{size} 份回执，根哈希 {root}",
-    hall_event_bids_listed: "公布投标人：共 {count} 份投标",
-    hall_event_bid_decrypted: "{bidder} 的投标已解密：报价 {price}",
-    hall_event_bid_rejected: "{bidder} 的投标无效：{reason}",
-    hall_event_bid_withdrawn: "{bidder} 的投标撤回：{reason}",
-    hall_event_decryption_window_opened: "在线解密开始，截止于 {at}",
-    hall_event_decryption_window_closed: "在线解密结束：{opened} 份已解密，{sealed} 份未解密",
-    hall_event_coefficient_drawn: "抽取下浮系数 K = {k}",
-    hall_event_scores_computed: "评分完成：{n} 份有效投标排名",
-    hall_event_record_published: "开标记录已签名公布",
-    hall_event_opening_failed: "开标失败（流标）",
-    hall_event_opening_completed: "开标结束",
-    hall_event_attendance_checked_in: "{name}（{organization}）签到",
-    hall_event_objection_raised: "{bidder} 提出异议",
-    hall_event_objection_answered: "{name} 答复了异议",
-    hall_event_record_confirmed: "{bidder} 确认了开标记录",
-    hall_event_unknown: "事件 {type}",
-  },
-  en: {
-    hall_title: "Opening hall",
-    hall_backToTender: "Back to the tender",
-    hall_serverTime: "Server time",
-    hall_untilDeadline: "Until the bid deadline",
-    hall_deadlinePassed: "Bids closed at {at}",
-    hall_facts: "The tender",
-    hall_connecting: "Connecting to the opening hall…",
-    hall_live: "Connected, live (last event #{seq})",
-    hall_liveNone: "Connected, live (no events yet)",
-    hall_retrying: "Disconnected; reconnecting in {seconds} s…",
-    hall_offline: "You are offline; reconnecting when the network is back…",
-    hall_lost: "Connection lost — reconnecting…",
-    hall_resumed: "Reconnected: resumed after event #{seq}",
-    hall_closed: "Connection closed",
-    hall_signInNeeded: "This opening is open to its participants only: sign in to watch it.",
-    hall_signInLink: "Sign in",
-    hall_notParticipant: "Only the tender's officers, supervisors and bidders may watch this opening.",
-    hall_noTender: "There is no such tender, or you may not see it.",
-    hall_badRequest: "Could not join the opening hall (bad request).",
-    hall_gapFailed: "Could not fetch the missing events; reconnecting…",
-    hall_readOnly: "You are watching a public opening as a guest (read only).",
-    hall_checkIn: "Check in",
-    hall_checkedIn: "You are checked in",
-    hall_checkInAfterDeadline: "Bidders check in from the bid deadline on (earlier, it would tell everyone that you bid).",
-    hall_checkInClosed: "The opening has ended: check-in is closed.",
-    hall_attendance: "Attendance",
-    hall_nobodyYet: "Nobody has checked in yet",
-    hall_attendee: "{name} ({organization}, {role}) · {at}",
-    hall_bids: "Bids",
-    hall_bidsCaption: "The bids and how they opened",
-    hall_bidsWaiting: "The bidders and their receipt digests are listed at the bid deadline.",
-    hall_colNumber: "No.",
-    hall_colBidder: "Bidder",
-    hall_colReceived: "Received",
-    hall_colDigest: "Receipt digest (SHA-256)",
-    hall_colStatus: "Status",
-    hall_colPrice: "Price",
-    hall_colFields: "Other fields",
-    hall_sealed: "Sealed",
-    hall_decrypted: "Decrypted",
-    hall_decryptedBy_bidder: "Decrypted (by the bidder)",
-    hall_decryptedBy_backup: "Decrypted (platform backup)",
-    hall_rejected: "Rejected: {reason}",
-    hall_withdrawn: "Withdrawn: {reason}",
-    hall_reason_decrypt_failed: "it could not be decrypted",
-    hall_reason_digest_mismatch: "the stored file does not match its receipt",
-    hall_reason_form_invalid: "the bid form is invalid",
-    hall_reason_above_ceiling: "the price is above the ceiling",
-    hall_reason_below_floor: "the price is below the floor",
-    hall_reason_not_decrypted: "not decrypted in the window",
-    hall_windowOpen: "Bidders are decrypting their bids until {at} ({left} left)",
-    hall_windowClosed: "The decryption window has closed: {opened} opened, {sealed} still sealed",
-    hall_windowBackup: "Bids not decrypted in time are opened by the platform's backup key.",
-    hall_windowNoBackup: "Bids not decrypted in time are withdrawn.",
-    hall_reveal: "Reveal your bid",
-    hall_coefficient: "Coefficient draw",
-    hall_k: "Coefficient K",
-    hall_choices: "Choices",
-    hall_seed: "Revealed seed",
-    hall_commitmentShown: "Commitment published with the tender",
-    hall_rootHash: "Receipt log root hash",
-    hall_commitmentVerified: "Commitment verified",
-    hall_commitmentVerifiedWhy: "SHA-256(seed), computed in this page, equals the commitment published with the tender.",
-    hall_commitmentMismatch: "Commitment MISMATCH: SHA-256(seed) differs from the commitment published with the tender!",
-    hall_drawVerified: "Draw verified: SHA-256(seed ‖ root) mod {n} = {index}, so K = {k}.",
-    hall_drawMismatch: "The draw does not match this page's computation!",
-    hall_rootMismatch: "The draw used a root hash other than the sealed log's!",
-    hall_cannotVerify: "This browser cannot verify it here (a secure HTTPS connection is needed).",
-    hall_verifying: "Verifying…",
-    hall_results: "Results",
-    hall_chartTitle: "Valid prices and the reference prices",
-    hall_chartDescription: "{n} valid prices from {low} to {high}; {lines}.",
-    hall_chartData: "The chart's data",
-    hall_ceilingLine: "Ceiling",
-    hall_floorLine: "Floor",
-    hall_benchmarkLine: "Benchmark B",
-    hall_lowestLine: "Lowest price",
-    hall_ranking: "Ranking",
-    hall_rank: "Rank",
-    hall_price: "Price",
-    hall_score: "Score",
-    hall_average: "Average A",
-    hall_excluded: "Highest and lowest prices left out",
-    hall_benchmark: "Benchmark B = A × (1 − K)",
-    hall_lowestPrice: "Lowest price",
-    hall_method_lowest_price: "Lowest price",
-    hall_method_comprehensive: "Comprehensive (price part)",
-    hall_method_benchmark: "Benchmark price (基准价法)",
-    hall_method: "Scoring method",
-    hall_failed: "Failed opening (流标)",
-    hall_failedTooFewBids: "Bids handed in: {count}; at least {min} are needed.",
-    hall_failedTooFewValid: "Valid bids: {valid} of {listed}; at least {min} are needed.",
-    hall_failedOther: "{detail}",
-    hall_objections: "Objections",
-    hall_noObjections: "No objections",
-    hall_objectionBy: "Objection by {bidder} · {at}",
-    hall_answeredBy: "Answer by {name} · {at}",
-    hall_awaitingAnswer: "Awaiting the officer's answer",
-    hall_yourObjection: "Your objection",
-    hall_raise: "Raise the objection",
-    hall_raised: "Your objection was raised",
-    hall_yourAnswer: "Your answer",
-    hall_sendAnswer: "Send the answer",
-    hall_record: "Opening record",
-    hall_recordDigest: "Record digest (SHA-256)",
-    hall_recordKey: "Signing key",
-    hall_recordSignature: "Signature (Ed25519)",
-    hall_downloadRecord: "Download the signed record",
-    hall_confirmRecord: "Confirm the record",
-    hall_confirmedYou: "You confirmed the record",
-    hall_confirmations: "Confirmed by",
-    hall_noConfirmations: "No bidder has confirmed it yet",
-    hall_confirmedBy: "{bidder} · {at}",
-    hall_timeline: "Timeline",
-    hall_timelineEmpty: "No events yet",
-    hall_newEvents: "{n} new events; the latest: {text}",
-    hall_event_opening_started: "The opening started (bid deadline {deadline})",
-    hall_event_log_sealed: "The receipt log was sealed: {size} receipts, root {root}",
-    hall_event_bids_listed: "The bids were listed: {count}",
-    hall_event_bid_decrypted: "{bidder}'s bid was decrypted: {price}",
-    hall_event_bid_rejected: "{bidder}'s bid was rejected: {reason}",
-    hall_event_bid_withdrawn: "{bidder}'s bid was withdrawn: {reason}",
-    hall_event_decryption_window_opened: "The decryption window opened, until {at}",
-    hall_event_decryption_window_closed: "The decryption window closed: {opened} opened, {sealed} still sealed",
-    hall_event_coefficient_drawn: "The coefficient was drawn: K = {k}",
-    hall_event_scores_computed: "The scores were computed: {n} bids ranked",
-    hall_event_record_published: "The signed opening record was published",
-    hall_event_opening_failed: "The opening failed (流标)",
-    hall_event_opening_completed: "The opening is complete",
-    hall_event_attendance_checked_in: "{name} ({organization}) checked in",
-    hall_event_objection_raised: "{bidder} raised an objection",
-    hall_event_objection_answered: "{name} answered an objection",
-    hall_event_record_confirmed: "{bidder} confirmed the record",
-    hall_event_unknown: "Event {type}",
-  },
-});
-
-const BACKOFF_FIRST_MS = 1000;
-const BACKOFF_MOST_MS = 15_000;
-// Ticks come every 5 seconds: this long without any message means the connection is dead.
-const SILENCE_MS = 20_000;
 // Screen readers hear new events at most this often, as one sentence.
 const ANNOUNCE_EVERY_MS = 4000;
-const REST_PAGE = 1000;
 
 /** A digest shortened for the eye, whole for a screen reader. */
 function digest(hex) {
@@ -306,16 +40,6 @@ function clockTime(milliseconds) {
   return new Date(milliseconds).toLocaleTimeString(currentLanguage(), { hour12: false });
 }
 
-function hex(buffer) {
-  return [...new Uint8Array(buffer)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-
-function bytes(hexText) {
-  const out = new Uint8Array(hexText.length / 2);
-  for (let i = 0; i < out.length; i += 1) out[i] = Number.parseInt(hexText.slice(i * 2, i * 2 + 2), 16);
-  return out;
-}
-
 async function sha256(data) {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", data));
 }
@@ -323,15 +47,6 @@ async function sha256(data) {
 /** A reason code in words; a code this page does not know yet is shown as it is. */
 function reason(code) {
   return has(`hall_reason_${code}`) ? t(`hall_reason_${code}`) : String(code);
-}
-
-/** Close a socket, also one still connecting (closing that would log an error). */
-function closeSocket(socket, code, why) {
-  if (socket.readyState === WebSocket.CONNECTING) {
-    socket.addEventListener("open", () => socket.close(code, why));
-  } else {
-    socket.close(code, why);
-  }
 }
 
 /** What the page says about an event, in the reader's language. */
@@ -378,12 +93,6 @@ function describeEvent(event, tender) {
   }
 }
 
-/** The live room's address for this page, resuming after `after`. */
-function liveUrl(id, after) {
-  const scheme = location.protocol === "https:" ? "wss" : "ws";
-  return `${scheme}://${location.host}/api/v1/tenders/${id}/opening/live?after=${after}`;
-}
-
 async function showHall({ main, params, user }) {
   const tender = await loadTender(params[0]);
   const id = tender.id;
@@ -402,26 +111,10 @@ async function showHall({ main, params, user }) {
   }
   const participant = isOfficer || hasBid;
 
-  // --- what the events have told -----------------------------------------------------------
-  const state = {
-    last: 0,
-    status: tender.status,
-    listed: [], // bids.listed
-    outcomes: new Map(), // bid_id -> event
-    windowOpened: null,
-    windowClosed: null,
-    coefficient: null,
-    scores: null,
-    record: null,
-    failed: null,
-    completed: false,
-    attendance: [],
-    confirmations: [],
-    objections: new Map(), // objection_id -> {raised, answered}
-    sealedRoot: null,
-  };
-  const finished = () => state.record !== null || state.failed !== null || state.completed;
-  const myListedBid = () => state.listed.find((bid) => bid.bidder_id === myOrganization) ?? null;
+  // What the events have told: `state` is the latest, `drawn` the one the page last drew.
+  let state = initialState(tender.status);
+  let drawn = state;
+  const myListedBid = () => listedBidOf(state, myOrganization);
 
   // --- the page's parts, built once and updated in place -----------------------------------
   const clockOut = h("output", { class: "clock", "aria-live": "off" });
@@ -579,15 +272,15 @@ async function showHall({ main, params, user }) {
 
   function drawActions() {
     const passed = serverNow() >= Date.parse(tender.bid_deadline);
-    const checkedIn = !!user && state.attendance.some((event) => event.data.user_id === user.id);
+    const isCheckedIn = !!user && checkedIn(state, user.id);
     if (participant) {
-      checkInButton.hidden = checkedIn;
+      checkInButton.hidden = isCheckedIn;
       const early = user.role === "bidder" && !passed;
-      checkInButton.disabled = early || finished() || checkInButton.dataset.busy === "1";
-      if (checkedIn) {
+      checkInButton.disabled = early || finished(state) || checkInButton.dataset.busy === "1";
+      if (isCheckedIn) {
         checkInResult.replaceChildren(notice(t("hall_checkedIn"), "ok"));
         checkInNote.textContent = "";
-      } else if (finished()) {
+      } else if (finished(state)) {
         checkInNote.textContent = t("hall_checkInClosed");
       } else {
         checkInNote.textContent = early ? t("hall_checkInAfterDeadline") : "";
@@ -595,7 +288,7 @@ async function showHall({ main, params, user }) {
     }
     // A bidder whose bid is being opened objects while the opening runs.
     const mine = myListedBid();
-    objectionForm.hidden = !(user?.role === "bidder" && mine && state.status === "opening" && !finished());
+    objectionForm.hidden = !(user?.role === "bidder" && mine && state.status === "opening" && !finished(state));
     drawRecordActions();
   }
 
@@ -730,16 +423,14 @@ async function showHall({ main, params, user }) {
       verdict.replaceChildren(notice(t("hall_cannotVerify"), "info"));
       return;
     }
-    const seed = bytes(d.seed);
-    const root = bytes(d.root_hash);
-    const committed = hex(await sha256(seed)) === tender.coefficient_commitment;
+    const seed = hexToBytes(d.seed);
+    const root = hexToBytes(d.root_hash);
+    const committed = bytesToHex(await sha256(seed)) === tender.coefficient_commitment;
     const joined = new Uint8Array(seed.length + root.length);
     joined.set(seed);
     joined.set(root, seed.length);
-    const drawn = BigInt(`0x${hex(await sha256(joined))}`);
     const choices = d.choices ?? [];
-    const index = choices.length ? Number(drawn % BigInt(choices.length)) : -1;
-    const drawOk = index === d.index && choices[index] === d.coefficient;
+    const { index, ok: drawOk } = checkDraw(d, bytesToHex(await sha256(joined)));
     const rootOk = state.sealedRoot === null || state.sealedRoot === d.root_hash;
     const lines = [];
     if (committed) {
@@ -761,10 +452,7 @@ async function showHall({ main, params, user }) {
   }
 
   function drawResults() {
-    const valid = state.listed
-      .map((bid) => state.outcomes.get(bid.bid_id))
-      .filter((outcome) => outcome?.type === "bid.decrypted")
-      .map((outcome) => ({ label: outcome.data.bidder_name, value: outcome.data.price }));
+    const valid = validPrices(state);
     if (!valid.length) {
       resultsBox.hidden = true;
       return;
@@ -778,7 +466,7 @@ async function showHall({ main, params, user }) {
     if (working?.benchmark_price) {
       lines.push({ label: t("hall_benchmarkLine"), value: working.benchmark_price, kind: "benchmark" });
     } else if (scores) {
-      const lowest = working?.lowest_price ?? scores.ranking.map((place) => place.price).sort((a, b) => Number(a) - Number(b))[0];
+      const lowest = lowestPrice(scores);
       if (lowest) lines.push({ label: t("hall_lowestLine"), value: lowest, kind: "lowest" });
     }
     const prices = valid.map((point) => Number(point.value));
@@ -861,7 +549,7 @@ async function showHall({ main, params, user }) {
   function drawFailed() {
     if (!state.failed) return;
     const d = state.failed.data;
-    const valid = [...state.outcomes.values()].filter((outcome) => outcome.type === "bid.decrypted").length;
+    const valid = decryptedCount(state);
     let text;
     if (d.reason === "too_few_bids") {
       text = t("hall_failedTooFewBids", { count: state.listed.length, min: tender.min_bids });
@@ -927,7 +615,7 @@ async function showHall({ main, params, user }) {
 
   function drawRecordActions() {
     const mine = myListedBid();
-    const confirmed = state.confirmations.some((event) => event.data.bidder_id === myOrganization);
+    const confirmed = confirmedBy(state, myOrganization);
     confirmButton.hidden = !(state.record && user?.role === "bidder" && mine && !confirmed);
     if (confirmed && user?.role === "bidder") confirmResult.replaceChildren(notice(t("hall_confirmedYou"), "ok"));
   }
@@ -950,7 +638,7 @@ async function showHall({ main, params, user }) {
             method: "POST",
             json: { text: text.value },
           });
-          receive(answered);
+          live.receive(answered);
         } catch (error) {
           result.replaceChildren(notice(error.message, "error"));
           button.disabled = false;
@@ -980,11 +668,38 @@ async function showHall({ main, params, user }) {
     );
   }
 
-  // --- applying events, once each and in order ---------------------------------------------
-  const dirty = new Set();
+  function drawObjections(was, now) {
+    for (const [objectionId, objection] of now) {
+      const before = was.get(objectionId);
+      if (!before) drawObjection(objection.raised);
+      if (objection.answered && objection.answered !== before?.answered) drawAnswer(objection.answered);
+    }
+  }
+
+  /** Redraw the parts whose state is no longer the one drawn. */
+  function redraw() {
+    const was = drawn;
+    drawn = state;
+    const changed = (name) => was[name] !== state[name];
+    if (changed("status")) drawStatus();
+    if (changed("attendance")) drawAttendance();
+    if (["listed", "outcomes", "windowOpened", "windowClosed"].some(changed)) drawBids();
+    if (changed("coefficient")) {
+      drawCoefficient().catch((error) => {
+        coefficientBox.querySelector(".verdict")?.replaceChildren(notice(error.message, "error"));
+      });
+    }
+    if (changed("outcomes") || changed("scores")) drawResults();
+    if (changed("failed")) drawFailed();
+    if (changed("record")) drawRecord();
+    if (changed("confirmations")) drawConfirmations();
+    if (changed("objections")) drawObjections(was.objections, state.objections);
+    if (["status", "listed", "record", "failed", "completed", "attendance"].some(changed)) drawActions();
+  }
+
+  // --- the timeline, and what screen readers hear ------------------------------------------
   let announceQueue = [];
   let announceTimer = null;
-  let replayUntil = 0; // events up to this seq were history when the page came: not announced
 
   function announce(text) {
     announceQueue.push(text);
@@ -998,8 +713,8 @@ async function showHall({ main, params, user }) {
     }, ANNOUNCE_EVERY_MS);
   }
 
-  function apply(event) {
-    state.last = event.seq;
+  function applied(event, next, replayed) {
+    state = next;
     const text = describeEvent(event, tender);
     timelineEmpty.hidden = true;
     timeline.prepend(
@@ -1013,280 +728,31 @@ async function showHall({ main, params, user }) {
         h("span", { class: "what" }, text),
       ),
     );
-    if (event.seq > replayUntil) announce(text);
-    const d = event.data ?? {};
-    switch (event.type) {
-      case "opening.started":
-        state.status = "opening";
-        dirty.add("status").add("actions");
-        break;
-      case "log.sealed":
-        state.sealedRoot = d.tree_head?.root_hash ?? null;
-        break;
-      case "bids.listed":
-        state.listed = d.bids ?? [];
-        dirty.add("bids").add("actions");
-        break;
-      case "bid.decrypted":
-      case "bid.rejected":
-      case "bid.withdrawn":
-        state.outcomes.set(d.bid_id, event);
-        dirty.add("bids").add("results");
-        break;
-      case "decryption.window_opened":
-        state.windowOpened = event;
-        dirty.add("bids");
-        break;
-      case "decryption.window_closed":
-        state.windowClosed = event;
-        dirty.add("bids");
-        break;
-      case "coefficient.drawn":
-        state.coefficient = event;
-        dirty.add("coefficient");
-        break;
-      case "scores.computed":
-        state.scores = event;
-        dirty.add("results");
-        break;
-      case "record.published":
-        state.record = event;
-        dirty.add("record").add("actions");
-        break;
-      case "opening.failed":
-        state.failed = event;
-        state.status = "failed";
-        dirty.add("failed").add("status").add("actions");
-        break;
-      case "opening.completed":
-        state.completed = true;
-        state.status = d.status ?? "opened";
-        dirty.add("status").add("actions");
-        break;
-      case "attendance.checked_in":
-        state.attendance.push(event);
-        dirty.add("attendance").add("actions");
-        break;
-      case "objection.raised":
-        state.objections.set(d.objection_id, { raised: event, answered: null });
-        drawObjection(event);
-        break;
-      case "objection.answered":
-        if (state.objections.has(d.objection_id)) state.objections.get(d.objection_id).answered = event;
-        drawAnswer(event);
-        break;
-      case "record.confirmed":
-        state.confirmations.push(event);
-        dirty.add("confirmations");
-        break;
-      default:
-        break;
-    }
+    if (!replayed) announce(text);
   }
 
-  function redraw() {
-    if (dirty.has("status")) drawStatus();
-    if (dirty.has("attendance")) drawAttendance();
-    if (dirty.has("bids")) drawBids();
-    if (dirty.has("coefficient")) {
-      drawCoefficient().catch((error) => {
-        coefficientBox.querySelector(".verdict")?.replaceChildren(notice(error.message, "error"));
-      });
-    }
-    if (dirty.has("results")) drawResults();
-    if (dirty.has("failed")) drawFailed();
-    if (dirty.has("record")) drawRecord();
-    if (dirty.has("confirmations")) drawConfirmations();
-    if (dirty.has("actions")) drawActions();
-    dirty.clear();
-  }
-
-  // Events from the socket and from the actions' answers wait here and are applied in order.
-  const incoming = [];
-  let draining = false;
-
-  /** The events after the last one held, from the REST list, until `upTo` (or the end). */
-  async function fillGap(upTo) {
-    while (state.last < upTo) {
-      const page = await api(`/tenders/${id}/opening/events?after=${state.last}&limit=${REST_PAGE}`);
-      for (const event of page.events) {
-        if (event.seq === state.last + 1) apply(event);
-      }
-      if (!page.has_more || !page.events.length) break;
-    }
-  }
-
-  async function drain() {
-    if (draining) return;
-    draining = true;
-    try {
-      while (incoming.length) {
-        const event = incoming.shift();
-        if (event.seq <= state.last) continue; // seen already: a replay or our own action
-        if (event.seq > state.last + 1) {
-          try {
-            await fillGap(event.seq - 1);
-          } catch {
-            // The socket resumes from the last seq held: nothing is lost, nothing doubled.
-            incoming.length = 0;
-            restart(t("hall_gapFailed"));
-            return;
-          }
-          if (event.seq !== state.last + 1) continue; // the list went further, or cannot fill
-        }
-        apply(event);
-      }
-    } finally {
-      draining = false;
-      redraw();
-    }
-  }
-
-  function receive(event) {
-    if (!event || typeof event.seq !== "number") return;
-    incoming.push(event);
-    drain();
-  }
-
-  // --- the live room -----------------------------------------------------------------------
-  let socket = null;
-  let leaving = false;
-  let retryTimer = null;
-  let silenceTimer = null;
-  let backoff = BACKOFF_FIRST_MS;
-  let dropped = false; // a banner is up for a lost connection
-  let welcomed = false;
-
-  function setConnection(text) {
-    connection.textContent = text;
-  }
-
-  function showBanner(text) {
-    banner.replaceChildren(h("p", { class: "notice error banner", role: "alert" }, text));
-  }
-
-  function watchSilence() {
-    clearTimeout(silenceTimer);
-    silenceTimer = setTimeout(() => restart(t("hall_lost")), SILENCE_MS);
-  }
-
-  function connect() {
-    clearTimeout(retryTimer);
-    retryTimer = null;
-    if (leaving) return;
-    setConnection(dropped ? t("hall_lost") : t("hall_connecting"));
-    const opened = new WebSocket(liveUrl(id, state.last));
-    socket = opened;
-    opened.addEventListener("open", () => {
-      if (opened !== socket) return; // given up on already
-      // A first message at once: an unsigned watcher of a closed opening is refused now
-      // (4401) instead of after the room's wait for a token.
-      opened.send(JSON.stringify({ type: "ping" }));
-      watchSilence();
-    });
-    opened.addEventListener("message", (message) => {
-      if (opened !== socket) return;
-      watchSilence();
-      let body;
-      try {
-        body = JSON.parse(message.data);
-      } catch {
-        return;
-      }
-      if (typeof body.seq === "number") {
-        receive(body);
-        if (welcomed) setConnection(t("hall_live", { seq: Math.max(state.last, body.seq) }));
-        return;
-      }
-      if (body.server_time) syncClock(body.server_time);
-      if (body.type === "welcome") {
-        if (!welcomed && replayUntil === 0) replayUntil = body.last_seq ?? 0;
-        welcomed = true;
-        backoff = BACKOFF_FIRST_MS;
-        setConnection(body.last_seq ? t("hall_live", { seq: body.last_seq }) : t("hall_liveNone"));
-        if (dropped) {
-          dropped = false;
-          banner.replaceChildren(h("p", { class: "notice ok", role: "status" }, t("hall_resumed", { seq: body.after })));
-          setTimeout(() => {
-            if (!dropped) banner.replaceChildren();
-          }, 5000);
-        }
-      }
-    });
-    opened.addEventListener("close", (closing) => {
-      if (opened !== socket) return;
-      socket = null;
-      clearTimeout(silenceTimer);
-      welcomed = false;
-      if (leaving) return;
-      closed(closing.code);
-    });
-  }
-
-  function stop(message) {
-    setConnection(t("hall_closed"));
-    banner.replaceChildren();
-    stopped.replaceChildren(message);
-  }
-
-  function closed(code) {
-    if (code === 4401) {
+  // --- the connection ----------------------------------------------------------------------
+  function refused(key) {
+    const text = t(key);
+    if (key === "hall_signInNeeded") {
       const link = h("a", { href: `#/sign-in?next=${encodeURIComponent(`/tenders/${id}/hall`)}` }, t("hall_signInLink"));
-      stop(h("p", { class: "notice error", role: "alert" }, t("hall_signInNeeded"), " ", link));
-      return;
+      stopped.replaceChildren(h("p", { class: "notice error", role: "alert" }, text, " ", link));
+    } else {
+      stopped.replaceChildren(notice(text, "error"));
     }
-    if (code === 4403) return stop(notice(t("hall_notParticipant"), "error"));
-    if (code === 4404) return stop(notice(t("hall_noTender"), "error"));
-    if (code === 4400) return stop(notice(t("hall_badRequest"), "error"));
-    if (code === 4008) {
-      // Fell behind: resume at once from the last seq held, without alarming anyone.
-      connect();
-      return;
-    }
-    retry();
   }
 
-  function retry() {
-    if (leaving || retryTimer) return;
-    if (!dropped) {
-      dropped = true;
-      showBanner(t("hall_lost"));
-    }
-    if (!navigator.onLine) {
-      setConnection(t("hall_offline"));
-      return; // "online" reconnects
-    }
-    const wait = backoff * (0.8 + Math.random() * 0.4);
-    backoff = Math.min(backoff * 2, BACKOFF_MOST_MS);
-    setConnection(t("hall_retrying", { seconds: Math.ceil(wait / 1000) }));
-    retryTimer = setTimeout(connect, wait);
-  }
-
-  /** Drop the connection we have (dead, or behind a gap we could not fill) and resume. */
-  function restart(text) {
-    const current = socket;
-    socket = null;
-    clearTimeout(silenceTimer);
-    welcomed = false;
-    if (current) closeSocket(current, 4000, "resuming");
-    if (!dropped) {
-      dropped = true;
-      showBanner(text);
-    }
-    retry();
-  }
-
-  const online = () => {
-    if (dropped && !socket) {
-      backoff = BACKOFF_FIRST_MS;
-      connect();
-    }
+  const connectionView = {
+    applied,
+    settled: redraw,
+    status: (key, values) => {
+      connection.textContent = t(key, values);
+    },
+    lost: (key) => banner.replaceChildren(h("p", { class: "notice error banner", role: "alert" }, t(key))),
+    resumed: (after) => banner.replaceChildren(h("p", { class: "notice ok", role: "status" }, t("hall_resumed", { seq: after }))),
+    calm: () => banner.replaceChildren(),
+    refused,
   };
-  const offline = () => {
-    if (socket) restart(t("hall_lost"));
-  };
-  window.addEventListener("online", online);
-  window.addEventListener("offline", offline);
 
   // --- the participants' actions -----------------------------------------------------------
   checkInButton.addEventListener("click", async () => {
@@ -1294,7 +760,7 @@ async function showHall({ main, params, user }) {
     checkInButton.disabled = true;
     checkInResult.replaceChildren();
     try {
-      receive(await api(`/tenders/${id}/opening/check-in`, { method: "POST" }));
+      live.receive(await api(`/tenders/${id}/opening/check-in`, { method: "POST" }));
     } catch (error) {
       checkInResult.replaceChildren(notice(error.message, "error"));
     } finally {
@@ -1311,7 +777,7 @@ async function showHall({ main, params, user }) {
       const raised = await api(`/tenders/${id}/opening/objections`, { method: "POST", json: { text: objectionText.value } });
       objectionText.value = "";
       objectionResult.replaceChildren(notice(t("hall_raised"), "ok"));
-      receive(raised);
+      live.receive(raised);
     } catch (error) {
       objectionResult.replaceChildren(notice(error.message, "error"));
     } finally {
@@ -1323,7 +789,7 @@ async function showHall({ main, params, user }) {
     confirmButton.disabled = true;
     confirmResult.replaceChildren();
     try {
-      receive(await api(`/tenders/${id}/opening/record/confirm`, { method: "POST" }));
+      live.receive(await api(`/tenders/${id}/opening/record/confirm`, { method: "POST" }));
     } catch (error) {
       const text = error instanceof ApiError && error.type === "already_confirmed" ? t("hall_confirmedYou") : error.message;
       confirmResult.replaceChildren(notice(text, error.type === "already_confirmed" ? "ok" : "error"));
@@ -1339,19 +805,13 @@ async function showHall({ main, params, user }) {
   drawActions();
   drawClock();
   const clockTimer = setInterval(drawClock, 1000);
-  connect();
+  const live = followOpening(id, state, connectionView);
 
   return () => {
-    leaving = true;
+    live.leave();
     clearInterval(clockTimer);
-    clearTimeout(retryTimer);
-    clearTimeout(silenceTimer);
     clearTimeout(announceTimer);
     stopCountdown();
-    window.removeEventListener("online", online);
-    window.removeEventListener("offline", offline);
-    if (socket) closeSocket(socket, 1000, "leaving");
-    socket = null;
   };
 }
 

@@ -1,5 +1,5 @@
 // The bidder's side of a sealed bid, as pure functions: the bid form read as the opening reads
-// it (bidding/opening/forms.py), the plaintext (the form's canonical JSON, or a ZIP of bid.json
+// it (bidding/rules/forms.py), the plaintext (the form's canonical JSON, or a ZIP of bid.json
 // and the documents, as bidding/client.py builds it), sealing with age, the file key of a
 // bid's header, and the checks of receipts and inclusion proofs. Nothing here touches the
 // page or the network. Refusals are [textKey, values] pairs for the page to put in words.
@@ -8,8 +8,9 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { bytesToHex } from "@noble/hashes/utils.js";
 import { deflateSync, zipSync } from "fflate";
+import { hexToBytes } from "./bytes.js";
 
-// --- limits of the opening (bidding/opening/forms.py) ---------------------------------------
+// --- limits of the opening (bidding/rules/forms.py) -----------------------------------------
 
 const MIB = 1024 * 1024;
 export const PRICE_FIELD = "price";
@@ -416,11 +417,6 @@ export function toBase64(bytes) {
   return btoa(text);
 }
 
-function hexBytes(text) {
-  if (typeof text !== "string" || !/^([0-9a-f]{2})*$/.test(text)) throw new TypeError("not hex");
-  return Uint8Array.from(text.match(/../g) ?? [], (pair) => Number.parseInt(pair, 16));
-}
-
 function sameBytes(a, b) {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
@@ -508,9 +504,9 @@ export function checkReceipt(receipt, keys, expected) {
 /** Whether the RFC 9162 audit path puts the leaf at index in the tree of size and root. */
 export function verifyInclusion({ leaf, index, treeSize, proof, root }) {
   try {
-    let r = hexBytes(leaf);
-    const top = hexBytes(root);
-    const path = proof.map(hexBytes);
+    let r = hexToBytes(leaf);
+    const top = hexToBytes(root);
+    const path = proof.map(hexToBytes);
     if (r.length !== 32 || top.length !== 32 || path.some((p) => p.length !== 32)) return false;
     if (!(Number.isInteger(index) && Number.isInteger(treeSize) && index >= 0 && index < treeSize)) return false;
     let fn = index;

@@ -17,7 +17,7 @@ from bidding.auth.models import AccessToken, BidderKey, Role, User
 from bidding.crypto import age
 from bidding.db import create_session_factory, iso_utc, utcnow
 from bidding.opening import events as ev
-from bidding.opening import pipeline
+from bidding.opening import lease, pipeline
 from bidding.tenders.models import Bid, Tender, TenderStatus
 from tests.audit.conftest import Trail, summary
 from tests.auth.conftest import register_and_activate
@@ -425,7 +425,7 @@ class TestOpening:
         await scene.pass_deadline(tender)
         await committed.new()
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         started, finished = await committed.new()
         tender_id = uuid.UUID(tender["id"])
@@ -475,14 +475,14 @@ class TestOpening:
             for actor in (None, officer.actor, admin.actor)
         ]
 
-        assert all(isinstance(outcome, pipeline.NotDue) for outcome in outcomes)
+        assert all(isinstance(outcome, lease.NotDue) for outcome in outcomes)
         refusals = await committed.new()
         assert ids(refusals) == [
             ("opening.refused_early", None),
             ("opening.refused_early", officer.id),
             ("opening.refused_early", admin.id),
         ]
-        assert isinstance(outcomes[0], pipeline.NotDue)
+        assert isinstance(outcomes[0], lease.NotDue)
         deadline = iso_utc(outcomes[0].deadline)
         assert {entry.tender_id for entry in refusals} == {uuid.UUID(tender["id"])}
         assert [entry.details for entry in refusals] == [
@@ -522,7 +522,7 @@ class TestRoom:
         await scene.pass_deadline(tender)
         start = utcnow()
         waiting = await scene.open(tender, clock=lambda: start)
-        assert isinstance(waiting, pipeline.Waiting)
+        assert isinstance(waiting, lease.Waiting)
         await committed.new()
         first = parties[0]
 
@@ -546,7 +546,7 @@ class TestRoom:
         ]
         assert [answer.status_code for answer in revealed] == [201] * 3
         late = waiting.until + timedelta(seconds=1)
-        assert isinstance(await scene.open(tender, clock=lambda: late), pipeline.Claimed)
+        assert isinstance(await scene.open(tender, clock=lambda: late), lease.Claimed)
         confirmed = await room(scene, tender, "/record/confirm", first)
         assert confirmed.status_code == 201, confirmed.text
 

@@ -28,7 +28,7 @@ from bidding.crypto.canonical import canonical_json
 from bidding.crypto.signing import verify_document
 from bidding.db import create_engine, create_session_factory, utcnow
 from bidding.keys import PlatformKeys
-from bidding.opening import pipeline
+from bidding.opening import lease
 from bidding.opening import service as opening_service
 from bidding.opening.models import Opening
 from bidding.opening.scheduler import OpeningScheduler
@@ -198,7 +198,7 @@ class TestAnchoring:
     async def test_the_scheduler_anchors_at_its_interval(
         self, trails: Trails, committing_app: FastAPI
     ) -> None:
-        ctx = pipeline.Context(
+        ctx = lease.Context(
             session_factory=create_session_factory(trails.engine),
             keys=trails.keys,
             blobs=committing_app.state.blobs,

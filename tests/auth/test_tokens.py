@@ -6,7 +6,12 @@ from bidding.auth import tokens
 
 
 def test_a_draw_beginning_with_a_dash_is_thrown_away(monkeypatch: pytest.MonkeyPatch) -> None:
-    draws = iter(["-Q5d68JN_ofVHX9HRTXGpQ75L17Q9w6_-2-nbAzHhzw", "Q5d68JN_ofVHX9HRTXGpQ75L17Q9w6_-2-nbAzHhzwA"])
+    draws = iter(
+        [
+            "-Q5d68JN_ofVHX9HRTXGpQ75L17Q9w6_-2-nbAzHhzw",
+            "Q5d68JN_ofVHX9HRTXGpQ75L17Q9w6_-2-nbAzHhzwA",
+        ]
+    )
     monkeypatch.setattr(tokens.secrets, "token_urlsafe", lambda n: next(draws))
     assert tokens.new_token() == "Q5d68JN_ofVHX9HRTXGpQ75L17Q9w6_-2-nbAzHhzwA"
 

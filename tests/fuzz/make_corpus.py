@@ -23,7 +23,7 @@ from pathlib import Path
 from bidding import client
 from bidding.crypto import age
 from bidding.crypto.receipts import make_receipt
-from bidding.opening import forms as forms_module
+from bidding.rules import forms as forms_module
 from tests.fuzz.keys import IDENTITY, RECEIPT_SHA256, RECEIPT_SIZE, RECEIPT_TENDER, SIGNING_KEY
 from tests.fuzz.keys import STRANGER as OTHER
 

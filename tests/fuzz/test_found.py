@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bidding.auth.models import Role
 from bidding.crypto import age, bech32
 from bidding.opening import decryption
+from bidding.rules.terms import Terms
 from bidding.tenders.blobs import FilesystemBlobStore
 from tests.factories import bearer, create_user
 from tests.tenders.conftest import TENDERS, count_tenders, tender_body
@@ -64,13 +65,14 @@ class TestBidFormNumberBeyondDecimal:
         staged.write_bytes(sealed)
         blobs = FilesystemBlobStore(tmp_path / "blobs")
         blobs.put(staged, digest)
-        tender = decryption.Tender(
+        terms = Terms(
             bid_fields=[{"name": "duration_days", "type": "integer", "required": True}],
             ceiling=Decimal("5000.00"),
             floor=None,
+            scoring={"method": "lowest_price"},
         )
         outcome = decryption.open_bid(
-            blobs=blobs, sha256=digest, size=len(sealed), identities=[identity], tender=tender
+            blobs=blobs, sha256=digest, size=len(sealed), identities=[identity], terms=terms
         )
         assert outcome == decryption.Rejected(
             "form_invalid", "the bid form holds a number too long to read"

@@ -20,7 +20,7 @@ from bidding.auth.models import Role, User
 from bidding.crypto import age
 from bidding.db import create_session_factory, utcnow
 from bidding.keys import PlatformKeys
-from bidding.opening import pipeline
+from bidding.opening import lease, pipeline
 from bidding.opening.live import MAX_CLIENT_FRAME_BYTES, Hub
 from bidding.tenders.blobs import FilesystemBlobStore
 from bidding.tenders.models import Tender
@@ -113,7 +113,7 @@ class Scene:
                 .values(bid_deadline=utcnow() - timedelta(milliseconds=1))
             )
 
-    def context(self, instance: str = "test-instance", **changes: Any) -> pipeline.Context:
+    def context(self, instance: str = "test-instance", **changes: Any) -> lease.Context:
         values: dict[str, Any] = {
             "session_factory": create_session_factory(self.engine),
             "keys": self.keys,
@@ -121,9 +121,9 @@ class Scene:
             "instance": instance,
             "announce": self.announce,
         }
-        return pipeline.Context(**(values | changes))
+        return lease.Context(**(values | changes))
 
-    async def open(self, tender: dict[str, Any], **changes: Any) -> pipeline.Claim:
+    async def open(self, tender: dict[str, Any], **changes: Any) -> lease.Claim:
         """Run the opening as the scheduler would, to its end."""
         return await pipeline.run(self.context(**changes), uuid.UUID(tender["id"]))
 

@@ -25,7 +25,7 @@ from bidding.crypto import age
 from bidding.crypto.receipts import make_receipt
 from bidding.db import create_session_factory, iso_utc, utcnow
 from bidding.opening import events as ev
-from bidding.opening import pipeline
+from bidding.opening import lease
 from bidding.opening.models import Opening
 from bidding.opening.scheduler import OpeningScheduler
 from tests.opening.conftest import LiveServer, Party, Scene
@@ -75,7 +75,7 @@ class TestWindow:
 
         waiting = await scene.open(tender, clock=lambda: start)
 
-        assert isinstance(waiting, pipeline.Waiting)
+        assert isinstance(waiting, lease.Waiting)
         assert (
             timedelta(0)
             <= start + timedelta(minutes=30) - waiting.until
@@ -97,7 +97,7 @@ class TestWindow:
         late: datetime = waiting.until + timedelta(seconds=1)
         finished = await scene.open(tender, instance="closer", clock=lambda: late)
 
-        assert isinstance(finished, pipeline.Claimed)
+        assert isinstance(finished, lease.Claimed)
         after = (await scene.events(tender))[len(events) :]
         closed = after[0]
         assert closed["type"] == ev.WINDOW_CLOSED
@@ -161,7 +161,7 @@ class TestCeremony:
         await scene.pass_deadline(tender)
         start = utcnow()
         waiting = await scene.open(tender, clock=lambda: start)
-        assert isinstance(waiting, pipeline.Waiting)
+        assert isinstance(waiting, lease.Waiting)
 
         for party, own in zip(parties[:3], identities[:3], strict=True):
             answer = await reveal(
@@ -187,7 +187,7 @@ class TestCeremony:
         assert officer.status_code == 403
 
         late = waiting.until + timedelta(seconds=1)
-        assert isinstance(await scene.open(tender, clock=lambda: late), pipeline.Claimed)
+        assert isinstance(await scene.open(tender, clock=lambda: late), lease.Claimed)
         events = await scene.events(tender)
         closed = next(event for event in events if event["type"] == ev.WINDOW_CLOSED)
         assert closed["data"] == {"opened": 4, "still_sealed": 1}
@@ -213,7 +213,7 @@ class TestRestart:
         tender, _identities = await bidder_mode_tender(scene, backup=False)
         await scene.pass_deadline(tender)
         waiting = await scene.open(tender)
-        assert isinstance(waiting, pipeline.Waiting)
+        assert isinstance(waiting, lease.Waiting)
 
         # A restart: a new scheduler reads the tenders table and finds the open window.
         scheduler = OpeningScheduler(scene.context("restarted"), sync_every=timedelta(minutes=10))
@@ -244,7 +244,7 @@ class TestTries:
         tender, _identities = await bidder_mode_tender(scene, backup=False)
         party = scene.bidders[0]
         await scene.pass_deadline(tender)
-        assert isinstance(await scene.open(tender), pipeline.Waiting)
+        assert isinstance(await scene.open(tender), lease.Waiting)
 
         answers = await asyncio.gather(
             *(reveal(scene, tender, party, bytes([n]) * 16) for n in range(12))
@@ -266,7 +266,7 @@ class TestRevealInput:
         tender, identities = await bidder_mode_tender(scene, backup=False)
         party = scene.bidders[0]
         await scene.pass_deadline(tender)
-        assert isinstance(await scene.open(tender), pipeline.Waiting)
+        assert isinstance(await scene.open(tender), lease.Waiting)
 
         answer = await scene.client.post(
             f"{TENDERS}/{tender['id']}/opening/reveal",
@@ -346,7 +346,7 @@ async def two_tenders(scene: Scene) -> TwoTenders:
     await bid("v2", now, PRICES[1])
     await bid("later", later, PRICES[2])
     await scene.pass_deadline(now)
-    assert isinstance(await scene.open(now), pipeline.Waiting)
+    assert isinstance(await scene.open(now), lease.Waiting)
     return TwoTenders(now, later, party, own, receipts, headers)
 
 

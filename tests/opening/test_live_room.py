@@ -35,7 +35,7 @@ from bidding.auth.tokens import hash_token, new_token
 from bidding.crypto.signing import VerifyKey, verify_document
 from bidding.db import create_session_factory, utcnow
 from bidding.opening import events as ev
-from bidding.opening import pipeline
+from bidding.opening import lease
 from bidding.opening.live import MAX_CLIENT_FRAME_BYTES, QUEUE_FRAMES, Hub, Watcher
 from bidding.tenders.blobs import BlobStore
 from tests.opening.conftest import LiveServer, Party, Scene
@@ -167,7 +167,7 @@ async def opening_held(scene: Scene, tender: Event) -> AsyncIterator[GatedBlobs]
     finally:
         gated.lift_all()
         claim = await asyncio.wait_for(running, WAIT)
-    assert isinstance(claim, pipeline.Claimed)
+    assert isinstance(claim, lease.Claimed)
 
 
 async def last_seq(scene: Scene, tender: Event) -> int:
@@ -211,7 +211,7 @@ class TestWatching:
             assert authenticated == {"type": "authenticated", "user_id": str(scene.officer.user.id)}
 
             await scene.pass_deadline(tender)
-            assert isinstance(await scene.open(tender), pipeline.Claimed)
+            assert isinstance(await scene.open(tender), lease.Claimed)
 
             seen = [await events_until(ws, ev.COMPLETED) for ws in watchers]
         events = await scene.events(tender)
@@ -258,7 +258,7 @@ class TestWatching:
     ) -> None:
         tender, _ = await with_bids(scene, public_opening=True)
         await scene.pass_deadline(tender)
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
         events = await scene.events(tender)
         total = len(events)
 

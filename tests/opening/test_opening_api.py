@@ -26,7 +26,7 @@ from bidding.crypto.canonical import canonical_json
 from bidding.crypto.signing import VerifyKey, verify_document
 from bidding.db import utcnow
 from bidding.opening import events as ev
-from bidding.opening import pipeline
+from bidding.opening import lease, payloads, pipeline
 from bidding.tenders.blobs import BlobStore, FilesystemBlobStore
 from tests.opening.conftest import Party, Scene
 from tests.tenders.conftest import TENDERS
@@ -178,7 +178,7 @@ class TestComprehensiveScoring:
         assert receipts[0]["body"]["received_at"] < receipts[3]["body"]["received_at"]
         await scene.pass_deadline(tender)
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         # 917000 * 60 / P, worked out by hand.
         expected = [
@@ -223,7 +223,7 @@ class TestBenchmarkScoring:
         commitment = published.json()["coefficient_commitment"]
         await scene.pass_deadline(tender)
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         events = await scene.events(tender)
         drawn = only(events, ev.COEFFICIENT_DRAWN)
@@ -296,7 +296,7 @@ class TestFailedOpening:
             await scene.bid(tender, form(price))
         await scene.pass_deadline(tender)
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         events = await scene.events(tender)
         assert types(events) == [
@@ -326,7 +326,7 @@ class TestFailedOpening:
         await scene.bid(tender, form("950000.00"), recipient=age.Identity.generate().recipient)
         await scene.pass_deadline(tender)
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         events = await scene.events(tender)
         assert types(events) == [
@@ -380,7 +380,7 @@ class TestRejectedBids:
         blob_path(scene, rejected["missing"]).unlink()
         await scene.pass_deadline(tender)
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         events = await scene.events(tender)
         assert_each_step_once(events)
@@ -470,7 +470,7 @@ class TestResume:
         ]
         assert (await scene.get(tender, "")).json()["status"] == "opening"
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         assert (await scene.events(tender))[: len(before)] == before
         await self._assert_finished_once(scene, tender)
@@ -492,7 +492,7 @@ class TestResume:
         before = await scene.events(tender)
         assert len(before) == 5
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         assert (await scene.events(tender))[:5] == before
         await self._assert_finished_once(scene, tender)
@@ -518,9 +518,9 @@ class TestExactlyOnce:
             pipeline.run(scene.context("instance-b"), tender_id),
         )
 
-        assert sum(isinstance(claim, pipeline.Claimed) for claim in claims) == 1
-        loser = next(claim for claim in claims if not isinstance(claim, pipeline.Claimed))
-        assert isinstance(loser, pipeline.HeldElsewhere | pipeline.Nothing)
+        assert sum(isinstance(claim, lease.Claimed) for claim in claims) == 1
+        loser = next(claim for claim in claims if not isinstance(claim, lease.Claimed))
+        assert isinstance(loser, lease.HeldElsewhere | lease.Nothing)
         events = await scene.events(tender)
         assert_each_step_once(events)
         assert types(events)[-1] == ev.COMPLETED
@@ -530,16 +530,16 @@ class TestExactlyOnce:
     ) -> None:
         tender = await self._tender_of_three(scene)
         tender_id = uuid.UUID(tender["id"])
-        assert isinstance(await pipeline.claim(scene.context("a"), tender_id), pipeline.Claimed)
+        assert isinstance(await lease.claim(scene.context("a"), tender_id), lease.Claimed)
 
-        held = await pipeline.claim(scene.context("b"), tender_id)
-        assert isinstance(held, pipeline.HeldElsewhere)
+        held = await lease.claim(scene.context("b"), tender_id)
+        assert isinstance(held, lease.HeldElsewhere)
         assert held.until > utcnow()
-        assert isinstance(await pipeline.run(scene.context("b"), tender_id), pipeline.HeldElsewhere)
+        assert isinstance(await pipeline.run(scene.context("b"), tender_id), lease.HeldElsewhere)
 
         skew = held.until - utcnow() + timedelta(seconds=1)
         later = scene.context("b", clock=lambda: utcnow() + skew)
-        assert isinstance(await pipeline.run(later, tender_id), pipeline.Claimed)
+        assert isinstance(await pipeline.run(later, tender_id), lease.Claimed)
 
         events = await scene.events(tender)
         assert_each_step_once(events)
@@ -549,8 +549,14 @@ class TestExactlyOnce:
                 await ev.append(
                     session=session,
                     tender_id=tender_id,
-                    type=ev.BID_DECRYPTED,
-                    data={"bid_id": "late"},
+                    payload=payloads.BidDecrypted(
+                        bid_id="late",
+                        bidder_id="",
+                        bidder_name="",
+                        price="",
+                        fields={},
+                        documents=[],
+                    ),
                     lease_owner="a",
                 )
         assert await scene.events(tender) == events
@@ -579,7 +585,7 @@ class TestTransparency:
         assert (await scene.get(tender, "/log/leaves")).status_code == 409
         await scene.pass_deadline(tender)
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         keys = await published_keys(scene)
         head = (await scene.get(tender, "/log/head")).json()
@@ -617,7 +623,7 @@ class TestTransparency:
             await scene.bid(tender, form(price))
         await scene.pass_deadline(tender)
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         keys = await published_keys(scene)
         signed = (await scene.get(tender, "/opening/record")).json()
@@ -665,14 +671,14 @@ class TestWatchers:
 
         # While it runs, the outcome is for participants only, and not there yet.
         await scene.pass_deadline(tender)
-        claimed = await pipeline.claim(scene.context(), uuid.UUID(tender["id"]))
-        assert isinstance(claimed, pipeline.Claimed)
+        claimed = await lease.claim(scene.context(), uuid.UUID(tender["id"]))
+        assert isinstance(claimed, lease.Claimed)
         for path in ("/results", "/opening/record"):
             assert (await get_as(scene, tender, path, None)).status_code == 401
             assert (await get_as(scene, tender, path, outsider)).status_code == 403
             assert (await get_as(scene, tender, path, bidder)).status_code == 409
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         for who in (None, outsider):
             assert (await get_as(scene, tender, "/results", who)).status_code == 200
@@ -686,7 +692,7 @@ class TestWatchers:
             await scene.bid(tender, form(price))
         await scene.pass_deadline(tender)
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         watched = await get_as(scene, tender, "/opening/events", None)
         assert watched.status_code == 200
@@ -698,7 +704,7 @@ class TestWatchers:
         for price in ("1000000.00", "950000.00", "1100000.00"):
             await scene.bid(tender, form(price))
         await scene.pass_deadline(tender)
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
         everything = await scene.events(tender)
         assert len(everything) == 9
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 from bidding.crypto import age
-from bidding.opening import pipeline
+from bidding.opening import lease
 from tests.opening.conftest import Scene
 
 FIELDS = [{"name": "duration_days", "label": "Duration", "type": "integer"}]
@@ -29,7 +29,7 @@ class TestLowestPrice:
         )
         await scene.pass_deadline(tender)
 
-        assert isinstance(await scene.open(tender), pipeline.Claimed)
+        assert isinstance(await scene.open(tender), lease.Claimed)
 
         events = await scene.events(tender)
         assert [event["seq"] for event in events] == list(range(1, len(events) + 1))

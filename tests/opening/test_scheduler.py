@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, update
 
 from bidding.db import create_session_factory, iso_utc, utcnow
-from bidding.opening import pipeline
+from bidding.opening import lease
 from bidding.opening.models import Opening
 from bidding.opening.scheduler import OpeningScheduler
 from bidding.tenders.models import Tender, TenderStatus
@@ -308,7 +308,7 @@ class TestLeases:
         tender_id = uuid.UUID(tender["id"])
         # Another instance claims the opening and dies before its next step.
         crashed = scene.context("crashed-instance", lease=timedelta(seconds=1))
-        assert isinstance(await pipeline.claim(crashed, tender_id), pipeline.Claimed)
+        assert isinstance(await lease.claim(crashed, tender_id), lease.Claimed)
         expires = (await opening_row(scene, tender)).lease_expires_at
         assert expires is not None
         scheduler = make_scheduler("survivor")
@@ -333,7 +333,7 @@ class TestLeases:
         await scene.pass_deadline(tender)
         tender_id = uuid.UUID(tender["id"])
         holder = scene.context("holder", lease=timedelta(seconds=60))
-        assert isinstance(await pipeline.claim(holder, tender_id), pipeline.Claimed)
+        assert isinstance(await lease.claim(holder, tender_id), lease.Claimed)
         expires = (await opening_row(scene, tender)).lease_expires_at
         assert expires is not None
         scheduler = make_scheduler("other")
@@ -344,7 +344,7 @@ class TestLeases:
         assert at is not None
         assert at >= expires
         # Firing early changes nothing: the holder's lease stands and is waited for.
-        assert isinstance(await pipeline.claim(scheduler.ctx, tender_id), pipeline.HeldElsewhere)
+        assert isinstance(await lease.claim(scheduler.ctx, tender_id), lease.HeldElsewhere)
         assert (await opening_row(scene, tender)).lease_owner == "holder"
         assert types(await scene.events(tender)) == ["opening.started"]
 
@@ -361,7 +361,7 @@ class TestLeases:
         assert far is not None and far > utcnow() + timedelta(days=1)
         await scene.pass_deadline(tender)
         holder = scene.context("holder", lease=LEASE)
-        assert isinstance(await pipeline.claim(holder, tender_id), pipeline.Claimed)
+        assert isinstance(await lease.claim(holder, tender_id), lease.Claimed)
 
         await scheduler.sync()
 

@@ -19,11 +19,11 @@ from bidding.audit import service as audit
 from bidding.auth.models import Organization, Role
 from bidding.db import create_session_factory, utcnow
 from bidding.opening import events as ev
-from bidding.opening import pipeline
+from bidding.opening import lease, pipeline
+from bidding.opening import secrets as opening_secrets
 from bidding.opening.models import Opening, OpeningEvent
 from bidding.opening.scheduler import OpeningScheduler
 from bidding.settings import Settings
-from bidding.tenders import service as tenders_service
 from bidding.tenders.blobs import BlobStore
 from bidding.tenders.models import Bid, BidStatus, TenderStatus
 from tests.factories import bearer, create_user
@@ -62,13 +62,13 @@ class WatchedBlobs:
 def unwrapped(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[uuid.UUID]]:
     """The tenders whose opening identity was unwrapped from the master key, in order."""
     calls: list[uuid.UUID] = []
-    real = tenders_service.opening_identity
+    real = opening_secrets.opening_identity
 
     def watched(**kwargs: Any) -> Any:
         calls.append(kwargs["tender"].id)
         return real(**kwargs)
 
-    monkeypatch.setattr(tenders_service, "opening_identity", watched)
+    monkeypatch.setattr(opening_secrets, "opening_identity", watched)
     yield calls
 
 
@@ -208,7 +208,7 @@ class TestDirectCalls:
         for instance, actor in attempts:
             ctx = scene.context(instance=instance, blobs=watched)
             outcome = await pipeline.run(ctx, tender_id, actor=actor)
-            assert isinstance(outcome, pipeline.NotDue), outcome
+            assert isinstance(outcome, lease.NotDue), outcome
             assert outcome.deadline == _deadline(tender)
         await assert_still_sealed(scene, tender, watched, unwrapped)
         # Each attempt is in the tender's audit trail, by whom and from which process, and
@@ -261,7 +261,7 @@ class TestDirectCalls:
         tender, _receipts, watched = sealed
         deadline = _deadline(tender)
         almost = scene.context(blobs=watched, clock=lambda: deadline - timedelta(milliseconds=1))
-        assert isinstance(await pipeline.run(almost, uuid.UUID(tender["id"])), pipeline.NotDue)
+        assert isinstance(await pipeline.run(almost, uuid.UUID(tender["id"])), lease.NotDue)
         await assert_still_sealed(scene, tender, watched, unwrapped)
 
 
@@ -270,9 +270,9 @@ async def test_the_refused_attempts_leave_the_tender_to_open_at_its_deadline(
 ) -> None:
     # After all the refusals the tender still opens, once, at its deadline.
     tender, receipts, watched = sealed
-    assert isinstance(await scene.open(tender, blobs=watched), pipeline.NotDue)
+    assert isinstance(await scene.open(tender, blobs=watched), lease.NotDue)
     await scene.pass_deadline(tender)
-    assert isinstance(await scene.open(tender, blobs=watched), pipeline.Claimed)
+    assert isinstance(await scene.open(tender, blobs=watched), lease.Claimed)
     assert set(watched.opened) == {r["body"]["sha256"] for r in receipts}
     events = await scene.events(tender)
     assert [e["type"] for e in events].count(ev.STARTED) == 1

@@ -21,7 +21,7 @@ import pytest
 from bidding.crypto import age
 from bidding.db import iso_utc, utcnow
 from bidding.opening import events as ev
-from bidding.opening import pipeline
+from bidding.opening import lease
 from bidding.tenders import bids
 from tests.opening.conftest import OCTETS, Party, Scene
 from tests.opening.test_processes import (
@@ -104,7 +104,7 @@ class TestTheDeadlineSecond:
         assert kept["bid"]["version"] == 1 and kept["receipts"] == [receipt]
 
         # The opening, on the same clock, opens exactly the bid that was in.
-        assert await scene.open(tender, clock=FakeClock(deadline)) == pipeline.Claimed()
+        assert await scene.open(tender, clock=FakeClock(deadline)) == lease.Claimed()
         events = await scene.events(tender)
         sealed = next(e for e in events if e["type"] == ev.LOG_SEALED)["data"]["tree_head"]
         assert sealed["tree_size"] == 1
@@ -123,9 +123,9 @@ class TestTheDeadlineSecond:
 
         early = await scene.open(tender, clock=FakeClock(deadline - timedelta(milliseconds=1)))
 
-        assert early == pipeline.NotDue(deadline)
+        assert early == lease.NotDue(deadline)
         assert await scene.events(tender) == []
-        assert await scene.open(tender, clock=FakeClock(deadline)) == pipeline.Claimed()
+        assert await scene.open(tender, clock=FakeClock(deadline)) == lease.Claimed()
         events = await scene.events(tender)
         assert events[0]["type"] == ev.STARTED
         assert events[0]["at"] == iso_utc(deadline)

@@ -25,7 +25,7 @@ from bidding.crypto.receipts import receipt_problems
 from bidding.db import create_session_factory, utcnow
 from bidding.errors import Conflict
 from bidding.keys import PlatformKeys
-from bidding.opening import pipeline
+from bidding.opening import lease
 from bidding.settings import Settings
 from bidding.tenders import bids
 from bidding.tenders.bids import Arrivals
@@ -379,7 +379,7 @@ class TestDeadline:
             )
             for bidder in headers
         ]
-        context = pipeline.Context(
+        context = lease.Context(
             session_factory=create_session_factory(engine),
             keys=platform_keys,
             blobs=committing_app.state.blobs,
@@ -399,13 +399,13 @@ class TestDeadline:
             assert arrivals.waiting(tender_id) == BIDDERS
             assert utcnow() < deadline, "the bids must have arrived before the deadline"
             await asyncio.sleep((deadline - utcnow()).total_seconds() + 0.2)
-            opening = asyncio.create_task(pipeline.claim(context, tender_id))
+            opening = asyncio.create_task(lease.claim(context, tender_id))
             await asyncio.sleep(0.3)
             assert not opening.done(), "the opening waits for the bids that arrived in time"
         finally:
             await lock.release()
         responses = await asyncio.gather(*uploads)
-        assert await asyncio.wait_for(opening, timeout=30) == pipeline.Claimed()
+        assert await asyncio.wait_for(opening, timeout=30) == lease.Claimed()
 
         assert [r.status_code for r in responses] == [201] * BIDDERS, [r.text for r in responses]
         tender, entries, _ = await stored_log(engine, tender_id)

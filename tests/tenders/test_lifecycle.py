@@ -15,8 +15,8 @@ from bidding.auth.models import Role
 from bidding.crypto import age, custody
 from bidding.db import create_session_factory, utcnow
 from bidding.keys import PlatformKeys
+from bidding.opening import secrets as opening_secrets
 from bidding.settings import Settings
-from bidding.tenders import service as tenders_service
 from bidding.tenders.models import Tender, TenderStatus
 from tests.factories import bearer, create_user
 from tests.tenders.conftest import TENDERS, Cast, create_tender, reload
@@ -60,10 +60,10 @@ class TestPublish:
         )
         identity = age.Identity(raw_identity)
         assert identity.recipient == recipient
-        assert tenders_service.opening_identity(master=platform_keys.master, tender=stored) == (
+        assert opening_secrets.opening_identity(master=platform_keys.master, tender=stored) == (
             identity
         )
-        assert tenders_service.coefficient_seed(master=platform_keys.master, tender=stored) == seed
+        assert opening_secrets.coefficient_seed(master=platform_keys.master, tender=stored) == seed
 
         # What bidders seal to the published recipient, the platform can open at the deadline.
         sealed = age.seal_bytes(b'{"price": "1000000.00"}', [recipient])
@@ -81,8 +81,8 @@ class TestPublish:
             f"{TENDERS}/{tender.id}/publish", headers=cast["author"].headers
         )
         stored = await reload(session, tender)
-        identity = tenders_service.opening_identity(master=platform_keys.master, tender=stored)
-        seed = tenders_service.coefficient_seed(master=platform_keys.master, tender=stored)
+        identity = opening_secrets.opening_identity(master=platform_keys.master, tender=stored)
+        seed = opening_secrets.coefficient_seed(master=platform_keys.master, tender=stored)
         answers = [
             published.text,
             (await client.get(f"{TENDERS}/{tender.id}", headers=cast["author"].headers)).text,
@@ -323,9 +323,9 @@ class TestConcurrentPublish:
             assert stored is not None
             assert stored.status is TenderStatus.published
             assert stored.opening_recipient == winner["opening_recipient"]
-            identity = tenders_service.opening_identity(master=platform_keys.master, tender=stored)
+            identity = opening_secrets.opening_identity(master=platform_keys.master, tender=stored)
             assert str(identity.recipient) == winner["opening_recipient"]
-            seed = tenders_service.coefficient_seed(master=platform_keys.master, tender=stored)
+            seed = opening_secrets.coefficient_seed(master=platform_keys.master, tender=stored)
             assert hashlib.sha256(seed).hexdigest() == winner["coefficient_commitment"]
             assert stored.published_at is not None
             assert stored.published_at.isoformat().replace("+00:00", "Z") == winner["published_at"]

@@ -3,8 +3,9 @@
 from decimal import Decimal
 
 from bidding.crypto.canonical import canonical_json
-from bidding.opening import decryption, forms
-from bidding.tenders.schemas import money_text
+from bidding.opening import decryption
+from bidding.rules import forms
+from bidding.rules.money import money_text
 
 # A tender's bid form as the schemas store it, with a field of every kind.
 BID_FIELDS: list[dict[str, object]] = [

@@ -1,4 +1,4 @@
-"""Reading a decrypted bid: its plaintext checked against the tender's bid form, or refused.
+"""A tender's bid form: the fields an officer may declare, and a decrypted bid read against them.
 
 The plaintext is untrusted input, opened in the opening's worker thread. It is either the bid
 form as a JSON object, or a ZIP archive with `bid.json` at its root plus documents
@@ -9,6 +9,7 @@ is a `FormError` whose reason is the `bid.rejected` reason in docs/architecture.
 The opening.
 """
 
+import enum
 import hashlib
 import io
 import json
@@ -19,14 +20,16 @@ import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import BinaryIO, Final, Literal, NamedTuple, NoReturn
 
 from bidding.crypto.canonical import MAX_SAFE_INTEGER
-from bidding.decimals import CENT, MAX_DECIMAL_CHARS, is_decimal_text
+from bidding.rules.money import is_decimal_text, is_whole_cents
 
 MIB: Final = 1024 * 1024
 PRICE_FIELD: Final = "price"
+FIELD_NAME_PATTERN: Final = r"^[a-z][a-z0-9_]{0,39}$"
+MAX_BID_FIELDS: Final = 50
 BID_FORM_NAME: Final = "bid.json"
 
 # The bid form, alone or as bid.json.
@@ -40,6 +43,58 @@ MAX_DOCUMENT_BYTES: Final = 512 * MIB
 MAX_TOTAL_BYTES: Final = 1024 * MIB
 MAX_COMPRESSION_RATIO: Final = 200
 RATIO_CHECKED_ABOVE_BYTES: Final = 1 * MIB
+
+# --- the form a tender declares ------------------------------------------------------------
+# Each rule says why a declaration is refused, in the words the tender API answers with, or None.
+
+
+class BidFieldType(enum.StrEnum):
+    """What a field of the bid form holds."""
+
+    decimal = "decimal"
+    integer = "integer"
+    text = "text"
+    boolean = "boolean"
+
+
+def field_type_problem(name: str, kind: BidFieldType) -> str | None:
+    """Why a field may not hold this kind of value, or None."""
+    if name == PRICE_FIELD and kind is not BidFieldType.decimal:
+        return "price is always a decimal field"
+    return None
+
+
+def field_required_problem(name: str, required: bool) -> str | None:
+    """Why a field may not be optional, or None."""
+    if name == PRICE_FIELD and not required:
+        return "price is always required"
+    return None
+
+
+def field_bound_problem(
+    kind: BidFieldType | None, bound: str, value: Decimal, low: Decimal | None
+) -> str | None:
+    """Why a field's min or max (`bound`) is refused, or None; `low` is its min, if any."""
+    if kind in (BidFieldType.text, BidFieldType.boolean):
+        return f"{kind} fields take no {bound}"
+    if kind is BidFieldType.integer and value != value.to_integral_value():
+        return "must be a whole number for an integer field"
+    if bound == "max" and low is not None and value < low:
+        return "must not be below min"
+    return None
+
+
+def field_names_problem(names: Sequence[str]) -> str | None:
+    """Why a form's field names are refused, price included or not, or None."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        return f"field names must be unique: {', '.join(repeated)} repeated"
+    if len(names) + (PRICE_FIELD not in names) > MAX_BID_FIELDS:
+        return f"at most {MAX_BID_FIELDS} fields, price included"
+    return None
+
+
+# --- a decrypted bid -----------------------------------------------------------------------
 
 FormRefusal = Literal["form_invalid", "above_ceiling", "below_floor"]
 
@@ -123,11 +178,7 @@ def _read_up_to(stream: BinaryIO, size: int) -> bytes:
 
 # --- the bid form --------------------------------------------------------------------------
 
-_KINDS: Final = frozenset({"decimal", "integer", "text", "boolean"})
-# The platform's rule for decimals (tenders.schemas, which this pure module may not import):
-# plain positional notation in a string, so the text sealed is exactly the number meant.
-# Wide enough that quantizing any decimal of MAX_DECIMAL_CHARS digits is exact.
-_EXACT: Final = Context(prec=MAX_DECIMAL_CHARS + 10)
+_KINDS: Final = frozenset(kind.value for kind in BidFieldType)
 
 
 class _Rule(NamedTuple):
@@ -288,7 +339,7 @@ def _check_value(rule: _Rule, value: object) -> object:
     if rule.name == PRICE_FIELD:
         if number <= 0:
             raise _invalid(f"{field} must be greater than 0, not {number}")
-        if number != number.quantize(CENT, context=_EXACT):
+        if not is_whole_cents(number):
             raise _invalid(f"{field} must have at most 2 decimal places, not {number}")
     return result
 

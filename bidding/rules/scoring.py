@@ -1,4 +1,4 @@
-"""Scoring and ranking of the valid bids by the tender's method, in Decimal.
+"""A tender's scoring method, its settings' rules, and the ranking of the valid bids in Decimal.
 
 The rules are those of docs/architecture.md, Scoring.
 
@@ -21,13 +21,24 @@ from decimal import (
     Overflow,
     localcontext,
 )
-from typing import Any
+from typing import Any, Final
 
-CENT = Decimal("0.01")
-HUNDRED = Decimal(100)
-_ZERO = Decimal(0)
-_ONE = Decimal(1)
-_HALF = Decimal("0.5")
+from bidding.rules.money import CENT
+
+HUNDRED: Final = Decimal(100)
+_ZERO: Final = Decimal(0)
+_ONE: Final = Decimal(1)
+
+# The defaults of benchmark scoring (docs/architecture.md, Scoring).
+DEFAULT_TRIM_THRESHOLD: Final = 5
+DEFAULT_DEDUCT_ABOVE: Final = Decimal(1)
+DEFAULT_DEDUCT_BELOW: Final = Decimal("0.5")
+# Trimming one highest and one lowest price must leave at least one to average.
+MIN_TRIM_THRESHOLD: Final = 3
+# Limits of what a tender may configure.
+MAX_TRIM_THRESHOLD: Final = 1000
+MAX_PRICE_WEIGHT: Final = HUNDRED
+MAX_COEFFICIENT_CHOICES: Final = 100
 
 # A context of our own, never the global one: 50 digits hold any sum of prices exactly, and
 # each formula below multiplies first and divides once, so a result that is exactly halfway
@@ -59,6 +70,53 @@ class Candidate:
             raise ValueError(f"bid {self.bid_id}: received_at must be timezone-aware")
 
 
+# --- the rules of a method's settings ------------------------------------------------------
+# Each says why a value is refused, in the words the tender API answers with, or None.
+
+
+def price_weight_problem(weight: Decimal) -> str | None:
+    """Why a comprehensive price weight is refused, or None."""
+    if not weight.is_finite() or weight <= 0:
+        return "must be greater than 0"
+    if weight > MAX_PRICE_WEIGHT:
+        return f"must be at most {MAX_PRICE_WEIGHT}"
+    return None
+
+
+def coefficient_choices_problem(choices: Sequence[Decimal]) -> str | None:
+    """Why a benchmark's coefficient choices are refused, or None."""
+    if not 1 <= len(choices) <= MAX_COEFFICIENT_CHOICES:
+        return f"must hold 1 to {MAX_COEFFICIENT_CHOICES} choices"
+    for choice in choices:
+        # K < 1 keeps the benchmark price B = A * (1 - K) positive.
+        if not choice.is_finite() or not 0 <= choice < 1:
+            return f"each choice must be at least 0 and below 1, not {choice}"
+    if len(set(choices)) != len(choices):
+        # A repeated choice would silently double its chance of being drawn.
+        return "choices must be unique"
+    return None
+
+
+def trim_threshold_problem(threshold: int) -> str | None:
+    """Why a benchmark's trim threshold is refused, or None."""
+    if isinstance(threshold, bool) or not MIN_TRIM_THRESHOLD <= threshold <= MAX_TRIM_THRESHOLD:
+        return f"must be a whole number from {MIN_TRIM_THRESHOLD} to {MAX_TRIM_THRESHOLD}"
+    return None
+
+
+def deduction_problem(deduction: Decimal) -> str | None:
+    """Why a benchmark's deduction rate is refused, or None."""
+    # A negative deduction would score a distant bid above 100.
+    if not deduction.is_finite() or deduction < 0:
+        return "must not be negative"
+    return None
+
+
+def _check(name: str, problem: str | None) -> None:
+    if problem is not None:
+        raise ValueError(f"scoring: {name} {problem}")
+
+
 # --- methods -------------------------------------------------------------------------------
 
 
@@ -74,8 +132,7 @@ class Comprehensive:
     price_weight: Decimal
 
     def __post_init__(self) -> None:
-        if not self.price_weight.is_finite() or self.price_weight <= 0:
-            raise ValueError("price_weight must be greater than 0")
+        _check("price_weight", price_weight_problem(self.price_weight))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,27 +140,15 @@ class Benchmark:
     """Benchmark price (基准价法): score by distance from the trimmed mean lowered by K."""
 
     coefficient_choices: tuple[Decimal, ...]
-    trim_threshold: int = 5
-    deduct_above: Decimal = _ONE
-    deduct_below: Decimal = _HALF
+    trim_threshold: int = DEFAULT_TRIM_THRESHOLD
+    deduct_above: Decimal = DEFAULT_DEDUCT_ABOVE
+    deduct_below: Decimal = DEFAULT_DEDUCT_BELOW
 
     def __post_init__(self) -> None:
-        if not self.coefficient_choices:
-            raise ValueError("coefficient_choices must not be empty")
-        for choice in self.coefficient_choices:
-            # K < 1 keeps the benchmark price B = A * (1 - K) positive.
-            if not choice.is_finite() or not 0 <= choice < 1:
-                raise ValueError(
-                    f"each coefficient choice must be at least 0 and below 1: {choice}"
-                )
-        # Trimming one highest and one lowest price must leave at least one to average.
-        if isinstance(self.trim_threshold, bool) or self.trim_threshold < 3:
-            raise ValueError("trim_threshold must be at least 3")
-        for name in ("deduct_above", "deduct_below"):
-            value: Decimal = getattr(self, name)
-            # A negative deduction would score a distant bid above 100.
-            if not value.is_finite() or value < 0:
-                raise ValueError(f"{name} must not be negative")
+        _check("coefficient_choices", coefficient_choices_problem(self.coefficient_choices))
+        _check("trim_threshold", trim_threshold_problem(self.trim_threshold))
+        _check("deduct_above", deduction_problem(self.deduct_above))
+        _check("deduct_below", deduction_problem(self.deduct_below))
 
 
 Method = LowestPrice | Comprehensive | Benchmark
@@ -148,7 +193,7 @@ def parse_method(config: Mapping[str, object]) -> Method:
         choices = config.get("coefficient_choices")
         if not isinstance(choices, list | tuple):
             raise ValueError("scoring: coefficient_choices must be a list of decimal strings")
-        trim_threshold = config.get("trim_threshold", 5)
+        trim_threshold = config.get("trim_threshold", DEFAULT_TRIM_THRESHOLD)
         if isinstance(trim_threshold, bool) or not isinstance(trim_threshold, int):
             raise ValueError("scoring: trim_threshold must be a whole number")
         return Benchmark(
@@ -156,8 +201,8 @@ def parse_method(config: Mapping[str, object]) -> Method:
                 _decimal(choice, "coefficient_choices") for choice in choices
             ),
             trim_threshold=trim_threshold,
-            deduct_above=_decimal(config.get("deduct_above", _ONE), "deduct_above"),
-            deduct_below=_decimal(config.get("deduct_below", _HALF), "deduct_below"),
+            deduct_above=_decimal(config.get("deduct_above", DEFAULT_DEDUCT_ABOVE), "deduct_above"),
+            deduct_below=_decimal(config.get("deduct_below", DEFAULT_DEDUCT_BELOW), "deduct_below"),
         )
     raise ValueError(f"scoring: unknown method {method!r}")
 

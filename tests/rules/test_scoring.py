@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bidding.opening import scoring
-from bidding.opening.scoring import (
+from bidding.rules import scoring
+from bidding.rules.scoring import (
     Benchmark,
     BenchmarkWorking,
     Candidate,

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bidding.opening import forms
-from bidding.opening.forms import (
+from bidding.rules import forms
+from bidding.rules.forms import (
     MAX_ENTRIES,
     MAX_FORM_BYTES,
     MAX_TEXT_CHARS,
