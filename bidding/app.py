@@ -29,6 +29,7 @@ from bidding.ratelimit import RateLimits
 from bidding.settings import Settings
 from bidding.tenders.bids import Arrivals
 from bidding.tenders.blobs import FilesystemBlobStore
+from bidding.tenders.dependencies import DeadlineWatcher
 from bidding.tenders.endpoints import router as tenders_router
 
 API_PREFIX = "/api/v1"
@@ -124,7 +125,8 @@ def create_app(settings: Settings | None = None, *, manage_state: bool = True) -
             sync_every=timedelta(seconds=settings.scheduler_sync_seconds),
             anchor_every=timedelta(seconds=settings.audit_anchor_seconds),
         )
-        app.state.openings = openings
+        deadline_watcher: DeadlineWatcher = openings
+        app.state.deadline_watcher = deadline_watcher
         background: list[asyncio.Task[None]] = []
         if settings.demo and settings.environment != "production":
             background.append(

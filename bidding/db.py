@@ -4,7 +4,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from fastapi.requests import HTTPConnection
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import (
@@ -127,9 +128,17 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+def session_factory(connection: HTTPConnection) -> async_sessionmaker[AsyncSession]:
+    """Dependency: the sessions of the platform's database, made at start-up."""
+    factory: async_sessionmaker[AsyncSession] = connection.app.state.session_factory
+    return factory
+
+
+SessionFactory = Annotated[async_sessionmaker[AsyncSession], Depends(session_factory)]
+
+
+async def get_session(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """The request's unit of work: commit when the endpoint succeeds, roll back otherwise."""
-    factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
     async with factory() as session:
         try:
             yield session

@@ -86,13 +86,28 @@ class TooManyRequests(DomainError):
     type = "too_many_requests"
 
 
+class InvalidInput(Unprocessable):
+    """422: a value the request's schema allows but the service refuses, named like the
+    schema's own refusals."""
+
+    type = "validation_error"
+
+
+class EditedConcurrently(Conflict):
+    """409: somebody else changed the same thing meanwhile; read it again and retry."""
+
+    type = "edited_concurrently"
+
+
 class BodyRefused(StarletteHTTPException):
     """A body refused while it is read (too large, a bad length). FastAPI lets only HTTP
     exceptions through its body parsing, so this is one, answered in the usual shape."""
 
-    def __init__(self, status_code: int, detail: str, *, type: str, **extra: Any) -> None:
-        super().__init__(status_code, detail)
-        self.type = type
+    status_code = 400
+    type = "bad_request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(self.status_code, detail)
         self.extra = extra
 
 

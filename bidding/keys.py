@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
+from fastapi.requests import HTTPConnection
 
 from bidding.crypto.custody import MasterKey, resolve_master_key
 from bidding.crypto.signing import SigningKey, load_or_create_signing_key
@@ -30,16 +31,19 @@ def load_platform_keys(settings: Settings) -> PlatformKeys:
     )
 
 
-def get_platform_keys(request: Request) -> PlatformKeys:
+def get_platform_keys(connection: HTTPConnection) -> PlatformKeys:
     """Dependency: the keys loaded at start-up."""
-    keys: PlatformKeys = request.app.state.keys
+    keys: PlatformKeys = connection.app.state.keys
     return keys
+
+
+Keys = Annotated[PlatformKeys, Depends(get_platform_keys)]
 
 
 router = APIRouter(tags=["keys"])
 
 
 @router.get("/keys")
-async def public_keys(keys: Annotated[PlatformKeys, Depends(get_platform_keys)]) -> dict[str, Any]:
+async def public_keys(keys: Keys) -> dict[str, Any]:
     """The platform's signing keys, to check receipts, tree heads and opening records."""
     return {"keys": [keys.signing.public_key.to_dict()]}

@@ -10,17 +10,18 @@ import ipaddress
 import math
 import re
 from collections.abc import Collection, Hashable
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.requests import HTTPConnection
 from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bidding.auth.models import User
 from bidding.errors import BodyRefused, Forbidden, TooManyRequests, error_body
 from bidding.ratelimit import RateLimiter, RateLimits
-from bidding.settings import Settings
+from bidding.settings import AppSettings, Settings
 
 # What an answer of the API may do in a browser: nothing. A page sets its own policy.
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
@@ -116,6 +117,26 @@ class SecurityHeaders:
 
 # --- request bodies ------------------------------------------------------------------------
 
+
+class BodyTooLarge(BodyRefused):
+    """413: more body than the limit, declared or sent."""
+
+    status_code = 413
+    type = "payload_too_large"
+
+
+class BadLength(BodyRefused):
+    """400: a Content-Length that is not one non-negative integer."""
+
+    type = "bad_length"
+
+
+class BodyStalled(BodyRefused):
+    """400: the body stopped coming."""
+
+    type = "body_stalled"
+
+
 _BODY_LIMIT = "bidding.body_limit"
 
 
@@ -170,10 +191,8 @@ class BodyLimit:
                 async with asyncio.timeout(self.idle_seconds):
                     message = await receive()
             except TimeoutError:
-                raise BodyRefused(
-                    400,
-                    f"the body stopped coming: nothing arrived for {self.idle_seconds:g} s",
-                    type="body_stalled",
+                raise BodyStalled(
+                    f"the body stopped coming: nothing arrived for {self.idle_seconds:g} s"
                 ) from None
             if message["type"] == "http.request":
                 complete = not message.get("more_body", False)
@@ -185,10 +204,8 @@ class BodyLimit:
         await self.app(scope, limited_receive, send)
 
 
-def _too_large(limit: int) -> BodyRefused:
-    return BodyRefused(
-        413, f"the body may be at most {limit} bytes", type="payload_too_large", limit=limit
-    )
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"the body may be at most {limit} bytes", limit=limit)
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -197,7 +214,7 @@ def _declared_length(scope: Scope) -> int | None:
         return None
     text = values[0].decode("latin-1").strip()
     if len(values) > 1 or not (text.isascii() and text.isdigit()):
-        raise BodyRefused(400, "Content-Length must be one non-negative integer", type="bad_length")
+        raise BadLength("Content-Length must be one non-negative integer")
     return int(text)
 
 
@@ -225,9 +242,13 @@ def client_address(request: Request) -> str:
     return str(address)
 
 
-def rate_limits(request: Request) -> RateLimits:
-    limits: RateLimits = request.app.state.rate_limits
+def rate_limits(connection: HTTPConnection) -> RateLimits:
+    """Dependency: the platform's rate limiters."""
+    limits: RateLimits = connection.app.state.rate_limits
     return limits
+
+
+Limits = Annotated[RateLimits, Depends(rate_limits)]
 
 
 def _spend(limiter: RateLimiter, key: Hashable, what: str) -> None:
@@ -237,24 +258,28 @@ def _spend(limiter: RateLimiter, key: Hashable, what: str) -> None:
         raise TooManyRequests(f"too many {what}; try again in {seconds} s", retry_after=seconds)
 
 
-async def limit_sign_in(request: Request) -> None:
+async def limit_sign_in(request: Request, limits: Limits) -> None:
     """Dependency: a sign-in attempt, counted per client address."""
-    _spend(rate_limits(request).sign_in, client_address(request), "sign-ins from this address")
+    _spend(limits.sign_in, client_address(request), "sign-ins from this address")
 
 
-async def limit_registration(request: Request) -> None:
+async def limit_registration(request: Request, limits: Limits) -> None:
     """Dependency: a registration, counted per client address."""
-    limiter = rate_limits(request).registration
-    _spend(limiter, client_address(request), "registrations from this address")
+    _spend(limits.registration, client_address(request), "registrations from this address")
 
 
-def limit_submission(request: Request, *, bidder: User, tender_id: Hashable) -> None:
-    """A bid upload, counted per bidding organization (or bidder) and tender."""
-    key = (bidder.organization_id or bidder.id, tender_id)
-    _spend(rate_limits(request).submission, key, "uploads for this tender")
+def limit_submission(limits: RateLimits, *, uploader: Hashable, tender_id: Hashable) -> None:
+    """A bid upload, counted per uploader (the bidding organization, or the bidder) and tender."""
+    _spend(limits.submission, (uploader, tender_id), "uploads for this tender")
 
 
 # --- who may start a browser session ------------------------------------------------------
+
+
+class CrossSiteRequest(Forbidden):
+    """403: a sign-in that another site's page made the browser send."""
+
+    type = "cross_site_request"
 
 
 def own_origin(origin: str, *, host: str | None, listed: Collection[str] = ()) -> bool:
@@ -293,17 +318,15 @@ def refuse_cross_site(request: Request, settings: Settings, *, cookie: bool) -> 
     else:
         allowed = fetch_site != "cross-site"
     if not allowed:
-        raise Forbidden(
+        raise CrossSiteRequest(
             "a sign-in must come from the platform's own pages "
-            "(Origin or Sec-Fetch-Site says another site's)",
-            type="cross_site_request",
+            "(Origin or Sec-Fetch-Site says another site's)"
         )
 
 
-async def refuse_other_sites(request: Request) -> None:
+async def refuse_other_sites(request: Request, settings: AppSettings) -> None:
     """Dependency: a sign-in sent by another site's page, refused before it counts for anything
     (the address's rate limit included); the cookie sign-in's stricter rules come after."""
-    settings: Settings = request.app.state.settings
     refuse_cross_site(request, settings, cookie=False)
 
 

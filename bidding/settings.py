@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
-from fastapi import Depends, Request
+from fastapi import Depends
+from fastapi.requests import HTTPConnection
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -244,9 +245,9 @@ class Settings(BaseSettings):
         return self.data_dir / "keys" / "signing.key"
 
 
-def get_settings(request: Request) -> Settings:
+def get_settings(connection: HTTPConnection) -> Settings:
     """Dependency: the settings the app was built with."""
-    settings: Settings = request.app.state.settings
+    settings: Settings = connection.app.state.settings
     return settings
 
 

@@ -16,7 +16,7 @@ rewritten too: an anchor cannot be forged without the signing key, only removed.
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,15 +30,17 @@ from bidding.audit import service as audit
 from bidding.audit.models import AuditAnchor, AuditChain, AuditEntry
 from bidding.crypto.signing import SigningKey, VerifyKey, verify_document
 from bidding.db import iso_utc, utcnow
-from bidding.opening.models import Opening
-from bidding.tenders.models import Tender, TenderStatus
 
 ANCHOR_KIND = "audit_anchor"
-# A tender's chain is anchored from its opening record on: the record is published in the
-# transaction that gives the tender one of these statuses.
-ANCHORED_TENDERS = (TenderStatus.opened, TenderStatus.failed)
 # Bound parameters per IN list: SQLite allows few.
 _CHUNK = 500
+
+# Of these tenders, those whose opening record is out: their chains may be anchored.
+Recorded = Callable[[AsyncSession, Sequence[uuid.UUID]], Awaitable[Iterable[uuid.UUID]]]
+# A signed opening record: its tender, the record as stored, its key id and signature.
+SignedRecord = tuple[uuid.UUID, str | None, str | None, str | None]
+# Every signed opening record, read page by page.
+SignedRecords = Callable[[AsyncSession, int], AsyncIterator[SignedRecord]]
 
 
 @dataclass(frozen=True)
@@ -104,12 +106,13 @@ async def anchor_moved_chains(
     *,
     session_factory: async_sessionmaker[AsyncSession],
     signing: SigningKey,
+    recorded: Recorded,
     clock: Callable[[], datetime] = utcnow,
 ) -> list[Anchor]:
     """Sign the head of every chain that may be anchored and moved since its last anchor;
     returns the anchors made by this call (another instance may have made the others)."""
     async with session_factory() as session:
-        moved = await _moved(session)
+        moved = await _moved(session, recorded)
     made = []
     for chain in moved:
         anchor = await _anchor(session_factory, chain, signing, clock)
@@ -118,7 +121,7 @@ async def anchor_moved_chains(
     return made
 
 
-async def _moved(session: AsyncSession) -> list[str]:
+async def _moved(session: AsyncSession, recorded: Recorded) -> list[str]:
     """The chains longer than their last anchor: the platform's, then finished tenders'."""
     last = (
         select(func.max(AuditAnchor.size))
@@ -136,14 +139,7 @@ async def _moved(session: AsyncSession) -> list[str]:
     finished: set[uuid.UUID] = set()
     ids = list(tenders)
     for start in range(0, len(ids), _CHUNK):
-        finished |= set(
-            await session.scalars(
-                select(Tender.id).where(
-                    Tender.id.in_(ids[start : start + _CHUNK]),
-                    Tender.status.in_(ANCHORED_TENDERS),
-                )
-            )
-        )
+        finished |= set(await recorded(session, ids[start : start + _CHUNK]))
     anchorable = [name for name in names if name == audit.PLATFORM_CHAIN]
     return anchorable + sorted(tenders[tender_id] for tender_id in finished)
 
@@ -287,6 +283,7 @@ async def check(
     session: AsyncSession,
     verification: audit.Verification,
     keys: Mapping[str, VerifyKey] | None,
+    records: SignedRecords,
     outside: Sequence[Anchor] = (),
     page_size: int = 1000,
 ) -> AnchorCheck:
@@ -297,7 +294,7 @@ async def check(
     contradiction too: anchors are never removed."""
     heads = _SignedHeads(keys)
     await heads.stored(session, page_size)
-    await heads.records(session, page_size)
+    await heads.records(records(session, page_size))
     heads.outside(outside)
     found, anchored = await _compare(session, verification, heads.claims)
     # A chain that contradicts a head is the news; then heads altered or removed.
@@ -357,12 +354,16 @@ class _SignedHeads:
                 return
             last = page[-1].id or last
 
-    async def records(self, session: AsyncSession, page_size: int) -> None:
+    async def records(self, signed: AsyncIterator[SignedRecord]) -> None:
         """The audit head in each signed opening record."""
-        async for tender_id, record, key_id, signature in _records(session, page_size):
+        async for tender_id, text, key_id, signature in signed:
+            try:
+                record = json.loads(text or "")
+            except ValueError:
+                record = text  # not JSON: its signature cannot hold
             self.order += 1
             stated = record.get("audit") if isinstance(record, dict) else None
-            refused = self._refused(record, key_id, signature)
+            refused = self._refused(record, key_id or "", signature or "")
             if refused is not None:
                 size = stated.get("size") if isinstance(stated, dict) else None
                 self._problem(
@@ -453,26 +454,3 @@ async def _hashes_at(
             for position, entry_hash in rows:
                 found[(chain, int(position))] = str(entry_hash)
     return found
-
-
-async def _records(
-    session: AsyncSession, page_size: int
-) -> AsyncIterator[tuple[uuid.UUID, Any, str, str]]:
-    """Each signed opening record: tender id, the record, its key id and signature."""
-    last: uuid.UUID | None = None
-    while True:
-        statement = select(
-            Opening.tender_id, Opening.record, Opening.record_key_id, Opening.record_signature
-        ).where(Opening.record.is_not(None))
-        if last is not None:
-            statement = statement.where(Opening.tender_id > last)
-        rows = (await session.execute(statement.order_by(Opening.tender_id).limit(page_size))).all()
-        for tender_id, text, key_id, signature in rows:
-            try:
-                record = json.loads(text or "")
-            except ValueError:
-                record = text  # not JSON: its signature cannot hold
-            yield tender_id, record, key_id or "", signature or ""
-        if len(rows) < page_size:
-            return
-        last = rows[-1][0]

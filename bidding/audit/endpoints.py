@@ -9,11 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.audit import anchors as audit_anchors
 from bidding.audit import service as audit
+from bidding.audit.exceptions import AuditSealed
 from bidding.audit.schemas import AnchorPage, AuditAnchorRead, AuditEntryRead, AuditPage
 from bidding.auth.dependencies import CurrentUser
 from bidding.auth.models import Role, User
 from bidding.db import Session
-from bidding.errors import Conflict, Forbidden, NotFound
+from bidding.errors import Forbidden, NotFound
 from bidding.tenders import service as tenders_service
 from bidding.tenders.models import Tender, TenderStatus
 
@@ -51,10 +52,9 @@ async def readable_chain(
     ):
         # Its bids are in it: who bid, when, how large. Nobody may learn that before the
         # opening lists them, and a tender cancelled before then never does.
-        raise Conflict(
+        raise AuditSealed(
             "a published tender's audit trail is readable from its opening on: before, it "
             "would tell who bid",
-            type="audit_sealed",
         )
     return audit.tender_chain(tender.id)
 

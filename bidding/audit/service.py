@@ -25,7 +25,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bidding.audit.models import AuditChain, AuditEntry
-from bidding.auth.models import User
 from bidding.crypto.canonical import canonical_json
 from bidding.db import utcnow
 
@@ -55,6 +54,15 @@ def tender_of(chain: str) -> uuid.UUID | None:
 # --- recording -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Actor:
+    """Who an entry is by: a user, with the role and organization it acted in."""
+
+    id: uuid.UUID
+    role: str
+    organization_id: uuid.UUID | None
+
+
 class _Default(enum.Enum):
     SESSION_ACTOR = "the user the session acts for"
 
@@ -62,10 +70,10 @@ class _Default(enum.Enum):
 SESSION_ACTOR = _Default.SESSION_ACTOR
 
 
-def act_as(session: AsyncSession, user: User | None) -> None:
+def act_as(session: AsyncSession, actor: Actor | None) -> None:
     """Name the user this session's unit of work acts for (the request's signed-in user):
     what it records is theirs unless a service names another actor."""
-    session.info[_ACTOR] = user
+    session.info[_ACTOR] = actor
 
 
 async def record(
@@ -74,12 +82,12 @@ async def record(
     action: str,
     tender_id: uuid.UUID | None = None,
     details: Mapping[str, Any] | None = None,
-    actor: User | _Default | None = SESSION_ACTOR,
+    actor: Actor | _Default | None = SESSION_ACTOR,
 ) -> AuditEntry:
     """Append an entry to the tender's chain (the platform's without a tender), in the
     session's transaction. The actor is by default the user the session acts for, or none
     (the platform itself). Returns the entry as written (not added to the session)."""
-    user: User | None = session.info.get(_ACTOR) if isinstance(actor, _Default) else actor
+    by: Actor | None = session.info.get(_ACTOR) if isinstance(actor, _Default) else actor
     chain = PLATFORM_CHAIN if tender_id is None else tender_chain(tender_id)
     # The action's own writes go first, so that the chain's lock is the last one taken.
     await session.flush()
@@ -92,9 +100,9 @@ async def record(
         position=size + 1,
         # Read once the head is locked, so that times follow positions.
         at=utcnow(),
-        actor_user_id=None if user is None else user.id,
-        actor_role=None if user is None else user.role.value,
-        actor_organization_id=None if user is None else user.organization_id,
+        actor_user_id=None if by is None else by.id,
+        actor_role=None if by is None else by.role,
+        actor_organization_id=None if by is None else by.organization_id,
         action=action,
         tender_id=tender_id,
         details=dict(details or {}),

@@ -11,11 +11,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.audit import service as audit
+from bidding.auth.exceptions import InvalidRecipient, KeyUnusable, NoChallenge, NoKey, WrongAnswer
 from bidding.auth.models import BidderKey, User
 from bidding.auth.tokens import hash_token
 from bidding.crypto import age
 from bidding.db import utcnow
-from bidding.errors import Conflict, Forbidden, Unprocessable
+from bidding.errors import EditedConcurrently, Forbidden
 
 CHALLENGE_TTL = timedelta(minutes=10)
 _CHALLENGE_PREFIX = "bidding key check "
@@ -52,9 +53,7 @@ async def register(*, session: AsyncSession, bidder: User, recipient: str) -> Bi
     try:
         parsed = age.Recipient.parse(recipient.strip())
     except age.KeyFormatError as exc:
-        raise Unprocessable(
-            f"recipient: {exc}", type="invalid_recipient", field="recipient"
-        ) from None
+        raise InvalidRecipient(f"recipient: {exc}", field="recipient") from None
     text = str(parsed)
     current = await current_key(session=session, bidder=bidder)
     if current is not None and current.recipient == text:
@@ -74,9 +73,8 @@ async def register(*, session: AsyncSession, bidder: User, recipient: str) -> Bi
             await session.flush()
     except IntegrityError:
         # Another registration for the organization won the race (one current key each).
-        raise Conflict(
+        raise EditedConcurrently(
             "the organization's key was changed by another request meanwhile; reload it",
-            type="edited_concurrently",
         ) from None
     await audit.record(
         session=session,
@@ -86,7 +84,7 @@ async def register(*, session: AsyncSession, bidder: User, recipient: str) -> Bi
             "recipient": text,
             "retired_key_id": None if current is None else str(current.id),
         },
-        actor=bidder,
+        actor=bidder.actor,
     )
     return key
 
@@ -94,7 +92,7 @@ async def register(*, session: AsyncSession, bidder: User, recipient: str) -> Bi
 async def _key_to_check(*, session: AsyncSession, bidder: User) -> BidderKey:
     key = await current_key(session=session, bidder=bidder)
     if key is None:
-        raise Conflict("register your organization's recipient first", type="no_key")
+        raise NoKey("register your organization's recipient first")
     return key
 
 
@@ -106,9 +104,8 @@ async def challenge(*, session: AsyncSession, bidder: User) -> tuple[str, dateti
         recipient = age.Recipient.parse(key.recipient)
     except age.KeyFormatError:
         # Registered before such keys were refused (a low-order point): nothing opens for it.
-        raise Conflict(
+        raise KeyUnusable(
             "the registered key cannot be sealed to; register a new one (bidding keygen)",
-            type="key_unusable",
         ) from None
     sealed = age.seal_bytes(value.encode("utf-8"), [recipient])
     key.challenge_sha256 = hash_token(value)
@@ -122,12 +119,11 @@ async def answer(*, session: AsyncSession, bidder: User, plaintext: str) -> Bidd
     key = await _key_to_check(session=session, bidder=bidder)
     expires = key.challenge_expires_at
     if key.challenge_sha256 is None or expires is None or expires <= utcnow():
-        raise Conflict("ask for a new challenge first", type="no_challenge")
+        raise NoChallenge("ask for a new challenge first")
     if not secrets.compare_digest(hash_token(plaintext), key.challenge_sha256):
-        raise Unprocessable(
+        raise WrongAnswer(
             "that is not the sealed value: the identity used does not match the registered "
             "recipient",
-            type="wrong_answer",
         )
     key.verified_at = utcnow()
     key.challenge_sha256 = None
@@ -136,6 +132,6 @@ async def answer(*, session: AsyncSession, bidder: User, plaintext: str) -> Bidd
         session=session,
         action="bidder_key.verified",
         details={"key_id": str(key.id), "recipient": key.recipient},
-        actor=bidder,
+        actor=bidder.actor,
     )
     return key

@@ -1,15 +1,19 @@
 """The request's identity: who is calling (bearer token or session cookie) and what they may do."""
 
+import uuid
 from collections.abc import Awaitable, Callable
 from secrets import compare_digest
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
+from fastapi.requests import HTTPConnection
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.audit import service as audit
+from bidding.auth import mail
+from bidding.auth.exceptions import CsrfFailed
 from bidding.auth.models import AccessToken, Role, User
 from bidding.auth.tokens import hash_token
 from bidding.db import Session, utcnow
@@ -70,7 +74,7 @@ async def optional_access_token(
             # A client that sends a token expects to be someone; serving it anonymously
             # would hide an expired session behind a confusing 403 or a partial page.
             raise Unauthorized("the token is invalid, expired or revoked")
-        audit.act_as(session, access.user)
+        audit.act_as(session, access.user.actor)
         return access
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -85,8 +89,8 @@ async def optional_access_token(
         sent = request.headers.get(CSRF_HEADER)
         expected = access.csrf_token_hash
         if not sent or expected is None or not compare_digest(hash_token(sent), expected):
-            raise Forbidden(f"the {CSRF_HEADER} header is missing or wrong", type="csrf_failed")
-    audit.act_as(session, access.user)
+            raise CsrfFailed(f"the {CSRF_HEADER} header is missing or wrong")
+    audit.act_as(session, access.user.actor)
     return access
 
 
@@ -129,3 +133,31 @@ Officer = Annotated[User, Depends(require_roles(Role.officer))]
 Admin = Annotated[User, Depends(require_roles(Role.admin))]
 Supervisor = Annotated[User, Depends(require_roles(Role.supervisor))]
 Bidder = Annotated[User, Depends(require_roles(Role.bidder))]
+
+
+# --- what the platform runs besides the requests -------------------------------------------
+
+
+def outbox(request: Request) -> mail.Deliverer | None:
+    """Dependency: the deliverer of the outbox's messages, if this platform sends any."""
+    deliverer: mail.Deliverer | None = getattr(request.app.state, "outbox", None)
+    return deliverer
+
+
+Outbox = Annotated[mail.Deliverer | None, Depends(outbox)]
+
+
+class SessionWatchers(Protocol):
+    """Whoever keeps connections open on a session (the live rooms): told when one ends."""
+
+    def end_session(self, token_id: uuid.UUID) -> None:
+        """Close what the session opened: it was signed out."""
+
+
+def live_sessions(connection: HTTPConnection) -> SessionWatchers | None:
+    """Dependency: the live rooms of this instance, when it runs them."""
+    watchers: SessionWatchers | None = getattr(connection.app.state, "hub", None)
+    return watchers
+
+
+LiveSessions = Annotated[SessionWatchers | None, Depends(live_sessions)]

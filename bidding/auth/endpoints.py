@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from sqlalchemy import select
 
 from bidding import security
-from bidding.auth import bidder_keys, mail
+from bidding.auth import bidder_keys
 from bidding.auth import service as auth_service
 from bidding.auth.dependencies import (
     CSRF_COOKIE,
@@ -17,8 +17,11 @@ from bidding.auth.dependencies import (
     Admin,
     Bidder,
     CurrentUser,
+    LiveSessions,
+    Outbox,
     optional_access_token,
 )
+from bidding.auth.exceptions import RegistrationUnavailable
 from bidding.auth.models import AccessToken, OutboxMessage, User
 from bidding.auth.schemas import (
     Activation,
@@ -34,19 +37,12 @@ from bidding.auth.schemas import (
     UserRead,
 )
 from bidding.db import Session
-from bidding.errors import DomainError, Unauthorized
+from bidding.errors import Unauthorized
 from bidding.settings import AppSettings, Settings
 
 router = APIRouter(tags=["auth"])
 
 DbSession = Session
-
-
-class RegistrationUnavailable(DomainError):
-    """503: registration needs a way to send messages, and this platform has none."""
-
-    status_code = 503
-    type = "registration_unavailable"
 
 
 def registration_open(settings: AppSettings) -> None:
@@ -64,12 +60,6 @@ def _site(request: Request, settings: Settings) -> str:
     return settings.public_url or str(request.base_url).rstrip("/")
 
 
-def _wake_outbox(request: Request) -> None:
-    deliverer: mail.Deliverer | None = getattr(request.app.state, "outbox", None)
-    if deliverer is not None:
-        deliverer.wake()
-
-
 @router.post(
     "/auth/register",
     status_code=status.HTTP_202_ACCEPTED,
@@ -85,6 +75,7 @@ async def register(
     background: BackgroundTasks,
     session: DbSession,
     settings: AppSettings,
+    outbox: Outbox,
 ) -> RegistrationAccepted:
     """Sign up as a bidder with its organization. The answer is always the same; what came
     of it goes by message to the email address: a one-time link (valid for
@@ -101,8 +92,9 @@ async def register(
         site=_site(request, settings),
         activation_ttl=timedelta(seconds=settings.activation_ttl_seconds),
     )
-    # After the answer, so after the commit: the message is there to be delivered.
-    background.add_task(_wake_outbox, request)
+    if outbox is not None:
+        # After the answer, so after the commit: the message is there to be delivered.
+        background.add_task(outbox.wake)
     return RegistrationAccepted()
 
 
@@ -157,6 +149,7 @@ async def sign_in(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     session: DbSession,
     settings: AppSettings,
+    limits: security.Limits,
     session_kind: Annotated[
         Literal["bearer", "cookie"],
         Form(
@@ -191,7 +184,7 @@ async def sign_in(
     # of the pool (nor SQLite's write lock) is held while it waits.
     await session.commit()
     if attempt.delay > 0:
-        await security.rate_limits(request).pause(attempt.delay)
+        await limits.pause(attempt.delay)
     try:
         user = await auth_service.finish_sign_in(
             session=session, attempt=attempt, password=form.password, settings=settings
@@ -237,6 +230,7 @@ async def sign_out(
     session: DbSession,
     settings: AppSettings,
     background: BackgroundTasks,
+    live_sessions: LiveSessions,
     access_token: Annotated[AccessToken | None, Depends(optional_access_token)],
 ) -> None:
     """Revoke the token of this request and clear the browser's cookies; safe to repeat.
@@ -245,10 +239,9 @@ async def sign_out(
     within BIDDING_SESSION_CHECK_SECONDS on the others."""
     if access_token is not None:
         await auth_service.revoke_token(session=session, access_token=access_token)
-        hub = getattr(request.app.state, "hub", None)
-        if hub is not None:
+        if live_sessions is not None:
             # After the commit, so that a connection closed for it finds the token revoked.
-            background.add_task(hub.end_session, access_token.id)
+            background.add_task(live_sessions.end_session, access_token.id)
     for name in (SESSION_COOKIE, CSRF_COOKIE):
         response.delete_cookie(
             name, path="/", secure=security.secure_cookies(request, settings),

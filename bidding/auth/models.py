@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from bidding.audit import service as audit
 from bidding.db import Base, UTCDateTime, utcnow
 
 NAME_KEY_MAX_LENGTH = 800
@@ -68,6 +69,11 @@ class User(Base):
     activation_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     organization: Mapped[Organization | None] = relationship(lazy="joined")
+
+    @property
+    def actor(self) -> audit.Actor:
+        """The user as the audit trail names who acted."""
+        return audit.Actor(id=self.id, role=self.role.value, organization_id=self.organization_id)
 
 
 class AccessToken(Base):

@@ -16,6 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.audit import service as audit
 from bidding.auth import mail, names, uscc
+from bidding.auth.exceptions import (
+    ActivationInvalid,
+    InvalidCredentials,
+    OrganizationLookalike,
+    OrganizationMismatch,
+)
 from bidding.auth.models import (
     NAME_KEY_MAX_LENGTH,
     AccessToken,
@@ -30,7 +36,12 @@ from bidding.auth.names import clean_name
 from bidding.auth.passwords import hash_password, needs_rehash, verify_password
 from bidding.auth.tokens import hash_token, new_token
 from bidding.db import iso_utc, utcnow
-from bidding.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
+from bidding.errors import (
+    Conflict,
+    InvalidInput,
+    TooManyRequests,
+    Unprocessable,
+)
 from bidding.settings import Settings
 
 EMAIL_MAX_LENGTH = 254
@@ -81,9 +92,8 @@ def check_password(password: str) -> str:
 def _field_error(field: str, exc: ValueError) -> Unprocessable:
     # The same shape as a refused request body, so callers handle one kind of 422.
     message = str(exc)
-    return Unprocessable(
+    return InvalidInput(
         f"{field}: {message}",
-        type="validation_error",
         errors=[{"field": field, "message": message}],
     )
 
@@ -178,20 +188,18 @@ async def create_user(
         organization = await get_organization_by_code(session=session, code=code)
         if organization is not None:
             if key is not None and key != names.name_key(organization.name):
-                raise Conflict(
+                raise OrganizationMismatch(
                     f"the code {code} belongs to {organization.name!r}, not {name!r}",
-                    type="organization_mismatch",
                 )
         elif name is None or key is None:
             raise _field_error("organization.name", ValueError("a new organization needs a name"))
         else:
             lookalike = await get_organization_by_name_key(session=session, key=key)
             if lookalike is not None:
-                raise Conflict(
+                raise OrganizationLookalike(
                     f"{name!r} looks the same as the name of the registered organization "
                     f"{lookalike.name!r} ({lookalike.code}): a bidder named like another "
                     "would mislead everyone at an opening",
-                    type="organization_lookalike",
                 )
             new_organization = organization = Organization(name=name, code=code, name_key=key)
     elif organization_name is not None:
@@ -394,7 +402,9 @@ async def register(
         }
         if replaced is not None:
             details["replaced_user_id"] = str(replaced.id)
-        await audit.record(session=session, action="auth.registered", details=details, actor=user)
+        await audit.record(
+            session=session, action="auth.registered", details=details, actor=user.actor
+        )
     else:
         assert reason is not None
         if reason == "email_taken":
@@ -429,21 +439,21 @@ async def activate(*, session: AsyncSession, token: str, password: str) -> User:
         or user.activation_expires_at is None
         or user.activation_expires_at <= utcnow()
     ):
-        raise NotFound(
+        raise ActivationInvalid(
             "this activation link is unknown, already used or expired: register again for a "
             "fresh one",
-            type="activation_invalid",
         )
     if not valid:
-        raise Unauthorized(
-            "this is not the password chosen at registration", type="invalid_credentials"
-        )
+        raise InvalidCredentials("this is not the password chosen at registration")
     user.is_active = True
     user.activation_token_hash = None
     user.activation_expires_at = None
     await session.flush()
     await audit.record(
-        session=session, action="auth.activated", details={"user_id": str(user.id)}, actor=user
+        session=session,
+        action="auth.activated",
+        details={"user_id": str(user.id)},
+        actor=user.actor,
     )
     return user
 
@@ -659,7 +669,7 @@ async def finish_sign_in(
             },
             actor=None,
         )
-        raise Unauthorized(INVALID_CREDENTIALS, type="invalid_credentials")
+        raise InvalidCredentials(INVALID_CREDENTIALS)
 
     if needs_rehash(user.password_hash):
         user.password_hash = await anyio.to_thread.run_sync(hash_password, password)
@@ -672,7 +682,7 @@ async def finish_sign_in(
         session=session, user=user, client=client, settings=settings, now=utcnow()
     )
     await audit.record(
-        session=session, action="auth.signed_in", details={"client": client}, actor=user
+        session=session, action="auth.signed_in", details={"client": client}, actor=user.actor
     )
     return user
 
@@ -718,5 +728,5 @@ async def revoke_token(*, session: AsyncSession, access_token: AccessToken) -> N
             session=session,
             action="auth.signed_out",
             details={"token_id": str(access_token.id)},
-            actor=access_token.user,
+            actor=access_token.user.actor,
         )

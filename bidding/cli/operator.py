@@ -276,6 +276,7 @@ async def _verify_audit(
     from bidding.crypto.custody import b64decode_strict
     from bidding.crypto.signing import SigningKey
     from bidding.db import create_engine, create_session_factory
+    from bidding.opening import service as opening_service
 
     url = settings.resolved_database_url
     sqlite = url.startswith("sqlite")
@@ -302,7 +303,11 @@ async def _verify_audit(
         async with create_session_factory(reader)() as session, session.begin():
             verification = await audit_service.verify(session=session)
             signed = await audit_anchors.check(
-                session=session, verification=verification, keys=keys, outside=outside
+                session=session,
+                verification=verification,
+                keys=keys,
+                records=opening_service.signed_records,
+                outside=outside,
             )
             return verification, signed
     except DBAPIError as exc:

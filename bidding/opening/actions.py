@@ -45,7 +45,7 @@ async def _append(
         action=payload.type,
         tender_id=tender.id,
         details={"event_seq": event.seq, **audited},
-        actor=user,
+        actor=user.actor,
     )
     return ev.envelope(event)
 
@@ -270,7 +270,7 @@ async def reveal(
             action="bid.reveal_failed",
             tender_id=tender.id,
             details={"bid_id": str(bid.id), "bidder_id": str(bid.bidder_id), "tries_left": left},
-            actor=bidder,
+            actor=bidder.actor,
         )
         await session.commit()
         raise Unprocessable(
@@ -296,7 +296,7 @@ async def reveal(
             "event_seq": event.seq,
             "outcome": opened.type,
         },
-        actor=bidder,
+        actor=bidder.actor,
     )
     return ev.envelope(event)
 

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, BackgroundTasks, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, BackgroundTasks, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,14 +26,14 @@ from bidding.auth.dependencies import (
 )
 from bidding.auth.models import AccessToken, User
 from bidding.crypto import age
-from bidding.db import Session, iso_utc, utcnow
-from bidding.errors import Unprocessable
+from bidding.db import Session, SessionFactory, iso_utc, utcnow
+from bidding.errors import InvalidInput
 from bidding.opening import actions, decryption, live, payloads
 from bidding.opening import events as ev
 from bidding.opening import service as opening_service
-from bidding.opening.live import Hub
-from bidding.tenders.blobs import BlobStore
-from bidding.tenders.dependencies import ManagedTender, VisibleTender
+from bidding.opening.dependencies import LiveHub, OptionalHub
+from bidding.settings import AppSettings
+from bidding.tenders.dependencies import Blobs, Deadlines, ManagedTender, VisibleTender
 from bidding.tenders.models import Tender
 
 router = APIRouter(prefix="/tenders", tags=["opening"])
@@ -157,9 +157,8 @@ class RoomText(BaseModel):
     text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
-def _announce(request: Request, background: BackgroundTasks, tender: Tender) -> None:
+def _announce(hub: OptionalHub, background: BackgroundTasks, tender: Tender) -> None:
     """After the commit, this instance's room reads the new event (others hear of it by NOTIFY)."""
-    hub: Hub | None = getattr(request.app.state, "hub", None)
     if hub is not None:
         background.add_task(hub.notify, tender.id)
 
@@ -172,12 +171,12 @@ async def check_in(
     tender: VisibleTender,
     user: CurrentUser,
     session: Session,
-    request: Request,
+    hub: OptionalHub,
     background: BackgroundTasks,
 ) -> dict[str, Any]:
     """签到: a participant says it is present; bidders from the deadline on. Returns the event."""
     event = await actions.check_in(session=session, tender=tender, user=user)
-    _announce(request, background, tender)
+    _announce(hub, background, tender)
     return event
 
 
@@ -187,14 +186,14 @@ async def raise_objection(
     tender: VisibleTender,
     bidder: Bidder,
     session: Session,
-    request: Request,
+    hub: OptionalHub,
     background: BackgroundTasks,
 ) -> dict[str, Any]:
     """异议: a bidder whose bid is being opened objects, while the opening runs."""
     event = await actions.raise_objection(
         session=session, tender=tender, bidder=bidder, text=body.text
     )
-    _announce(request, background, tender)
+    _announce(hub, background, tender)
     return event
 
 
@@ -207,14 +206,14 @@ async def answer_objection(
     tender: ManagedTender,
     officer: Officer,
     session: Session,
-    request: Request,
+    hub: OptionalHub,
     background: BackgroundTasks,
 ) -> dict[str, Any]:
     """The tender's officer answers an objection, once."""
     event = await actions.answer_objection(
         session=session, tender=tender, officer=officer, objection_id=objection_id, text=body.text
     )
-    _announce(request, background, tender)
+    _announce(hub, background, tender)
     return event
 
 
@@ -223,12 +222,12 @@ async def confirm_record(
     tender: VisibleTender,
     bidder: Bidder,
     session: Session,
-    request: Request,
+    hub: OptionalHub,
     background: BackgroundTasks,
 ) -> dict[str, Any]:
     """A bidder whose bid was opened confirms the published record, once."""
     event = await actions.confirm_record(session=session, tender=tender, bidder=bidder)
-    _announce(request, background, tender)
+    _announce(hub, background, tender)
     return event
 
 
@@ -295,11 +294,12 @@ async def _first_message_token(websocket: WebSocket) -> str:
     raise _Close(CLOSE_UNAUTHENTICATED, "the first message must be the auth message")
 
 
-async def _admit(websocket: WebSocket, tender_id: str) -> tuple[uuid.UUID, int, AccessToken | None]:
+async def _admit(
+    websocket: WebSocket, tender_id: str, factory: async_sessionmaker[AsyncSession]
+) -> tuple[uuid.UUID, int, AccessToken | None]:
     """Which tender is watched from where, and the session that was needed to watch it (None
-    for a public opening); _Close when it may not be watched."""
-    # The hub's sessions: for reads, and on SQLite ones that never wait for a writer.
-    factory = websocket.app.state.hub.session_factory
+    for a public opening); _Close when it may not be watched. The factory's sessions only read.
+    """
     after_text = websocket.query_params.get("after", "0")
     if not (after_text.isascii() and after_text.isdigit() and len(after_text) <= 12):
         raise _Close(CLOSE_BAD_REQUEST, "after must be a non-negative integer")
@@ -398,7 +398,13 @@ async def _receive(
 
 
 @router.websocket("/{tender_id}/opening/live")
-async def live_room(websocket: WebSocket, tender_id: str) -> None:
+async def live_room(
+    websocket: WebSocket,
+    tender_id: str,
+    hub: LiveHub,
+    settings: AppSettings,
+    factory: SessionFactory,
+) -> None:
     """The opening as it happens: every event after `after`, in order, then each as committed.
 
     Sign in with the session cookie or a first message {"type": "auth", "token": …}; anyone
@@ -408,23 +414,24 @@ async def live_room(websocket: WebSocket, tender_id: str) -> None:
     and 4008 (fell behind: reconnect with the `after` given in the reason).
     """
     await websocket.accept()
-    hub: live.Hub = websocket.app.state.hub
     try:
-        tender_uuid, after, access = await _admit(websocket, tender_id)
+        # The hub's sessions: for reads, and on SQLite ones that never wait for a writer.
+        tender_uuid, after, access = await _admit(websocket, tender_id, hub.session_factory)
     except _Close as refused:
         await websocket.close(refused.code, refused.reason)
         return
     with contextlib.ExitStack() as stack:
         watch = None
         if access is not None:
-            check_seconds = websocket.app.state.settings.session_check_seconds
+            check_seconds = settings.session_check_seconds
             watch = stack.enter_context(hub.session_watch(access.id, check_seconds=check_seconds))
-        await _serve(websocket, hub, tender_uuid, after, access, watch)
+        await _serve(websocket, hub, factory, tender_uuid, after, access, watch)
 
 
 async def _serve(
     websocket: WebSocket,
     hub: live.Hub,
+    factory: async_sessionmaker[AsyncSession],
     tender_uuid: uuid.UUID,
     after: int,
     access: AccessToken | None,
@@ -444,7 +451,7 @@ async def _serve(
         )
         tasks = [
             asyncio.create_task(_send(websocket, watcher)),
-            asyncio.create_task(_receive(websocket, watcher, websocket.app.state.session_factory)),
+            asyncio.create_task(_receive(websocket, watcher, factory)),
             asyncio.create_task(watcher.fell_behind.wait()),
         ]
         if access is not None and watch is not None:
@@ -492,7 +499,9 @@ async def reveal(
     tender: VisibleTender,
     bidder: Bidder,
     session: Session,
-    request: Request,
+    blobs: Blobs,
+    hub: OptionalHub,
+    deadlines: Deadlines,
     background: BackgroundTasks,
 ) -> dict[str, Any]:
     """在线解密: open the bidder's bid with its file key during the decryption window. The
@@ -502,10 +511,7 @@ async def reveal(
     except ValueError:
         file_key = b""
     if len(file_key) != age.FILE_KEY_SIZE:
-        raise Unprocessable(
-            f"file_key: {age.FILE_KEY_SIZE} bytes in base64", type="validation_error"
-        )
-    blobs: BlobStore = request.app.state.blobs
+        raise InvalidInput(f"file_key: {age.FILE_KEY_SIZE} bytes in base64")
     terms = tender.terms
 
     async def open_bid(listed: payloads.ListedBid, key: bytes) -> decryption.Outcome:
@@ -522,9 +528,8 @@ async def reveal(
     event = await actions.reveal(
         session=session, tender=tender, bidder=bidder, file_key=file_key, open_bid=open_bid
     )
-    _announce(request, background, tender)
-    openings = getattr(request.app.state, "openings", None)
-    if openings is not None:
+    _announce(hub, background, tender)
+    if deadlines is not None:
         # The last reveal may close the window early: the scheduler looks again.
-        background.add_task(openings.sync_tender, tender.id)
+        background.add_task(deadlines.deadline_changed, tender.id)
     return event

@@ -13,7 +13,6 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bidding.audit import service as audit
-from bidding.auth.models import User
 from bidding.db import iso_utc, utcnow
 from bidding.keys import PlatformKeys
 from bidding.opening import events as ev
@@ -91,7 +90,7 @@ async def transaction(
         ctx.announce(announcing)
 
 
-async def claim(ctx: Context, tender_id: uuid.UUID, *, actor: User | None = None) -> Claim:
+async def claim(ctx: Context, tender_id: uuid.UUID, *, actor: audit.Actor | None = None) -> Claim:
     """Start the tender's opening (compare-and-set published -> opening) or take it over.
 
     Before the deadline nothing is opened, whoever asks: NotDue, and the attempt goes into

@@ -23,7 +23,6 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bidding.audit import service as audit
-from bidding.auth.models import User
 from bidding.crypto.canonical import canonical_json
 from bidding.db import iso_utc
 from bidding.opening import decryption, faults, lease, payloads, record, sealed_log, secrets
@@ -39,7 +38,7 @@ E = TypeVar("E", bound=payloads.Event)
 
 
 async def run(
-    ctx: lease.Context, tender_id: uuid.UUID, *, actor: User | None = None
+    ctx: lease.Context, tender_id: uuid.UUID, *, actor: audit.Actor | None = None
 ) -> lease.Claim:
     """Claim the tender's opening and, if this instance got it, carry it to the end.
 

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from bidding.audit import anchors as audit_anchors
 from bidding.opening import events as ev
 from bidding.opening import lease, pipeline
+from bidding.opening import service as opening_service
 from bidding.opening.models import Opening
 from bidding.tenders.models import Tender, TenderStatus
 
@@ -107,6 +108,7 @@ class OpeningScheduler:
         made = await audit_anchors.anchor_moved_chains(
             session_factory=self.ctx.session_factory,
             signing=self.ctx.keys.signing,
+            recorded=opening_service.recorded,
             clock=self.ctx.clock,
         )
         if made:
@@ -171,7 +173,7 @@ class OpeningScheduler:
                 if tender_id not in wanted:
                     self._unschedule(tender_id)
 
-    async def sync_tender(self, tender_id: uuid.UUID) -> None:
+    async def deadline_changed(self, tender_id: uuid.UUID) -> None:
         """Schedule, move or drop one tender's job after a change made by this instance (a
         publication, an amendment, a cancellation, the last reveal of a window)."""
         async with self.ctx.session_factory() as session:

@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -10,9 +11,16 @@ from sqlalchemy.orm import raiseload
 
 from bidding.auth.models import Role, User
 from bidding.crypto import merkle
-from bidding.errors import Conflict, Forbidden, NotFound, Unauthorized
+from bidding.errors import Forbidden, Unauthorized
 from bidding.opening import events as ev
 from bidding.opening import payloads
+from bidding.opening.exceptions import (
+    LeafNotFound,
+    LeavesNotPublished,
+    LogNotSealed,
+    NotScored,
+    RecordNotPublished,
+)
 from bidding.opening.models import Opening, OpeningEvent
 from bidding.tenders import service as tenders_service
 from bidding.tenders.models import Bid, LogEntry, Tender, TenderStatus
@@ -89,9 +97,7 @@ async def record(*, session: AsyncSession, tender: Tender) -> dict[str, Any]:
     Conflict until it is signed."""
     opening = await opening_of(session=session, tender_id=tender.id)
     if opening is None or opening.record is None:
-        raise Conflict(
-            "the opening record is published when the opening ends", type="record_not_published"
-        )
+        raise RecordNotPublished("the opening record is published when the opening ends")
     confirmed = await session.scalars(
         select(OpeningEvent)
         .where(OpeningEvent.tender_id == tender.id, OpeningEvent.type == ev.RECORD_CONFIRMED)
@@ -114,7 +120,7 @@ async def results(*, session: AsyncSession, tender: Tender) -> dict[str, Any]:
         return {"status": "failed", "failure": failure.to_data(), "ranking": []}
     computed = await first_event(session=session, tender_id=tender.id, type=ev.SCORES_COMPUTED)
     if computed is None:
-        raise Conflict("the bids have not been scored yet", type="not_scored")
+        raise NotScored("the bids have not been scored yet")
     scores = ev.payload(computed, payloads.ScoresComputed).to_data()
     drawn = await first_event(session=session, tender_id=tender.id, type=ev.COEFFICIENT_DRAWN)
     return {
@@ -135,9 +141,7 @@ async def tree_head(*, session: AsyncSession, tender_id: uuid.UUID) -> payloads.
     """The signed tree head sealed at the deadline; Conflict before the log is sealed."""
     sealed = await first_event(session=session, tender_id=tender_id, type=ev.LOG_SEALED)
     if sealed is None:
-        raise Conflict(
-            "the log is sealed at the deadline, when the opening starts", type="log_not_sealed"
-        )
+        raise LogNotSealed("the log is sealed at the deadline, when the opening starts")
     return ev.payload(sealed, payloads.LogSealed)
 
 
@@ -160,9 +164,7 @@ async def inclusion(
     try:
         index = leaves.index(leaf_hash)
     except ValueError:
-        raise NotFound(
-            "no receipt with this leaf hash is in the tender's sealed log", type="leaf_not_found"
-        ) from None
+        raise LeafNotFound("no receipt with this leaf hash is in the tender's sealed log") from None
     proof = merkle.inclusion_proof([bytes.fromhex(leaf) for leaf in leaves], index)
     return {
         "leaf_index": index,
@@ -177,9 +179,7 @@ async def leaves(
 ) -> dict[str, Any]:
     """The signed receipts of the sealed log, in order, once the opening has finished."""
     if tender.status not in FINISHED:
-        raise Conflict(
-            "the log's leaves are published when the opening ends", type="leaves_not_published"
-        )
+        raise LeavesNotPublished("the log's leaves are published when the opening ends")
     size = (await tree_head(session=session, tender_id=tender.id)).tree_head.tree_size
     entries = await session.scalars(
         select(LogEntry)
@@ -205,3 +205,37 @@ async def leaves(
             for entry in entries
         ],
     }
+
+
+# --- what the audit trail's anchors read of the openings -----------------------------------
+
+# A tender's chain is anchored from its opening record on: the record is published in the
+# transaction that gives the tender one of these statuses.
+ANCHORED_TENDERS = (TenderStatus.opened, TenderStatus.failed)
+
+
+async def recorded(session: AsyncSession, tender_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Of these tenders, those whose opening record is out (their chains may be anchored)."""
+    found = await session.scalars(
+        select(Tender.id).where(Tender.id.in_(tender_ids), Tender.status.in_(ANCHORED_TENDERS))
+    )
+    return set(found)
+
+
+async def signed_records(
+    session: AsyncSession, page_size: int
+) -> AsyncIterator[tuple[uuid.UUID, str | None, str | None, str | None]]:
+    """Each signed opening record: tender id, the record as stored, its key id and signature."""
+    last: uuid.UUID | None = None
+    while True:
+        statement = select(
+            Opening.tender_id, Opening.record, Opening.record_key_id, Opening.record_signature
+        ).where(Opening.record.is_not(None))
+        if last is not None:
+            statement = statement.where(Opening.tender_id > last)
+        rows = (await session.execute(statement.order_by(Opening.tender_id).limit(page_size))).all()
+        for tender_id, text, key_id, signature in rows:
+            yield tender_id, text, key_id, signature
+        if len(rows) < page_size:
+            return
+        last = rows[-1][0]

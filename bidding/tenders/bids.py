@@ -35,6 +35,12 @@ from bidding.crypto.signing import SigningKey
 from bidding.db import iso_utc, utcnow
 from bidding.errors import Conflict, Forbidden
 from bidding.tenders.blobs import BlobStore
+from bidding.tenders.exceptions import (
+    DeadlinePassed,
+    IdempotencyKeyReused,
+    NoBidToWithdraw,
+    TenderNotOpen,
+)
 from bidding.tenders.models import Bid, BidStatus, LogEntry, Tender, TenderStatus
 from bidding.tenders.uploads import StagedUpload
 
@@ -132,10 +138,9 @@ def bidder_of(user: User) -> uuid.UUID:
 
 
 def _deadline_passed() -> Conflict:
-    return Conflict(
+    return DeadlinePassed(
         "the bid deadline has passed: a bid is in time when its last byte arrives before "
         "the deadline",
-        type="deadline_passed",
     )
 
 
@@ -173,7 +178,7 @@ async def _claim_position(
         ):
             raise _deadline_passed()
         status = tender.status.value if tender else "unknown"
-        raise Conflict(f"the tender is {status}: it does not take bids", type="tender_not_open")
+        raise TenderNotOpen(f"the tender is {status}: it does not take bids")
     size, deadline = claimed
     if arrived_at >= deadline:
         raise _deadline_passed()
@@ -266,9 +271,8 @@ async def _replayed(
         return None
     bid, entry = row
     if bid.sha256 != sha256:
-        raise Conflict(
+        raise IdempotencyKeyReused(
             "this Idempotency-Key was used for a different file; use a new key for a new bid",
-            type="idempotency_key_reused",
         )
     return receipt_of(entry)
 
@@ -369,7 +373,7 @@ async def submit(
             "size": bid.size,
             "log_position": position,
         },
-        actor=bidder,
+        actor=bidder.actor,
     )
     return receipt, True
 
@@ -393,7 +397,7 @@ async def withdraw(
     )
     bid = await current_bid(session=session, tender_id=tender_id, bidder_id=bidder_id)
     if bid is None:
-        raise Conflict("there is no bid to withdraw", type="no_bid")
+        raise NoBidToWithdraw("there is no bid to withdraw")
     bid.status = BidStatus.withdrawn
     receipt = await _append(
         session=session, bid=bid, kind="withdrawal", position=position, at=now, key=key
@@ -408,7 +412,7 @@ async def withdraw(
             "version": bid.version,
             "log_position": position,
         },
-        actor=bidder,
+        actor=bidder.actor,
     )
     return receipt
 

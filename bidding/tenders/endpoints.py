@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio.to_thread
-from fastapi import APIRouter, BackgroundTasks, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
@@ -18,19 +18,24 @@ from bidding.auth.dependencies import Bidder, Officer, OptionalUser
 from bidding.crypto import age
 from bidding.db import Session, iso_utc, utcnow
 from bidding.errors import (
-    BadRequest,
-    Conflict,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from bidding.keys import PlatformKeys, get_platform_keys
-from bidding.settings import Settings, get_settings
+from bidding.keys import Keys
+from bidding.settings import AppSettings
 from bidding.tenders import bids as bids_service
 from bidding.tenders import service as tenders_service
 from bidding.tenders import uploads
-from bidding.tenders.blobs import BlobStore
-from bidding.tenders.dependencies import ManagedTender, VisibleTender, VisibleTenderId
+from bidding.tenders.dependencies import (
+    BidArrivals,
+    Blobs,
+    Deadlines,
+    ManagedTender,
+    VisibleTender,
+    VisibleTenderId,
+)
+from bidding.tenders.exceptions import BadLength, BidUnreadable, NoBid, UploadInterrupted
 from bidding.tenders.models import Tender, TenderStatus
 from bidding.tenders.schemas import (
     DocumentRead,
@@ -85,14 +90,13 @@ _MANAGE = (
 )
 
 
-def _reschedule(request: Request, background: BackgroundTasks, tender: Tender) -> None:
+def _reschedule(deadlines: Deadlines, background: BackgroundTasks, tender: Tender) -> None:
     """After the commit, have this instance's scheduler follow the tender's new deadline.
 
     Other instances notice on their next sync with the database.
     """
-    openings = getattr(request.app.state, "openings", None)
-    if openings is not None:
-        background.add_task(openings.sync_tender, tender.id)
+    if deadlines is not None:
+        background.add_task(deadlines.deadline_changed, tender.id)
 
 
 @router.post("", status_code=201, responses=_OFFICER | {409: {"description": "reference taken"}})
@@ -102,7 +106,7 @@ async def create_tender(
     officer: Officer,
     request: Request,
     response: Response,
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: AppSettings,
 ) -> TenderRead:
     """Create a draft in the officer's organization."""
     tender = await tenders_service.create(
@@ -157,9 +161,9 @@ async def update_tender(
     tender: ManagedTender,
     officer: Officer,
     session: Session,
-    request: Request,
     background: BackgroundTasks,
-    settings: Annotated[Settings, Depends(get_settings)],
+    deadlines: Deadlines,
+    settings: AppSettings,
 ) -> TenderRead:
     """Edit a draft, or amend a published tender (description, a later deadline)."""
     tender = await tenders_service.update_tender(
@@ -169,7 +173,7 @@ async def update_tender(
         officer=officer,
         horizon=timedelta(days=settings.max_deadline_days),
     )
-    _reschedule(request, background, tender)
+    _reschedule(deadlines, background, tender)
     return await _read_one(session, tender)
 
 
@@ -177,10 +181,10 @@ async def update_tender(
 async def publish_tender(
     tender: ManagedTender,
     session: Session,
-    keys: Annotated[PlatformKeys, Depends(get_platform_keys)],
-    settings: Annotated[Settings, Depends(get_settings)],
-    request: Request,
+    keys: Keys,
+    settings: AppSettings,
     background: BackgroundTasks,
+    deadlines: Deadlines,
 ) -> TenderRead:
     """Publish a draft: bids can be sealed to its opening recipient from now on."""
     tender = await tenders_service.publish(
@@ -189,7 +193,7 @@ async def publish_tender(
         master=keys.master,
         min_bidding_period=timedelta(seconds=settings.min_bidding_period_seconds),
     )
-    _reschedule(request, background, tender)
+    _reschedule(deadlines, background, tender)
     return await _read_one(session, tender)
 
 
@@ -198,14 +202,14 @@ async def cancel_tender(
     tender_cancel: TenderCancel,
     tender: ManagedTender,
     session: Session,
-    request: Request,
     background: BackgroundTasks,
+    deadlines: Deadlines,
 ) -> TenderRead:
     """Cancel a draft, or a published tender before its deadline, giving the reason."""
     tender = await tenders_service.cancel(
         session=session, tender=tender, reason=tender_cancel.reason
     )
-    _reschedule(request, background, tender)
+    _reschedule(deadlines, background, tender)
     return await _read_one(session, tender)
 
 
@@ -232,7 +236,8 @@ async def add_document(
     tender: ManagedTender,
     officer: Officer,
     session: Session,
-    settings: Annotated[Settings, Depends(get_settings)],
+    settings: AppSettings,
+    blobs: Blobs,
     name: Annotated[str, Query(max_length=1000, description="the file name bidders will see")],
     reason: Annotated[
         str,
@@ -258,8 +263,7 @@ async def add_document(
             idle_seconds=settings.upload_idle_seconds,
         )
     except ClientDisconnect:
-        raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
-    blobs: BlobStore = request.app.state.blobs
+        raise UploadInterrupted("the upload was interrupted") from None
     try:
         document = await tenders_service.add_document(
             session=session,
@@ -292,13 +296,12 @@ def _attachment(name: str) -> str:
     | {200: {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def read_document(
-    tender: VisibleTender, document_id: uuid.UUID, request: Request
+    tender: VisibleTender, document_id: uuid.UUID, blobs: Blobs
 ) -> StreamingResponse:
     """Download a tender document; check it against the sha256 in the tender."""
     document = next((d for d in tender.documents if d.id == document_id), None)
     if document is None:
         raise NotFound(f"no document {document_id}")
-    blobs: BlobStore = request.app.state.blobs
     file = await anyio.to_thread.run_sync(blobs.open, document.sha256)
 
     def blocks() -> Iterator[bytes]:
@@ -353,7 +356,7 @@ def _declared_length(request: Request, limit: int, *, what: str = "a sealed bid"
     if declared is None:
         return  # chunked: the limit is enforced while reading
     if not (declared.isascii() and declared.isdigit()):
-        raise BadRequest("Content-Length must be a non-negative integer", type="bad_length")
+        raise BadLength("Content-Length must be a non-negative integer")
     if int(declared) > limit:
         raise PayloadTooLarge(f"{what} may be at most {limit} bytes", limit=limit)
 
@@ -374,8 +377,11 @@ async def submit_bid(
     tender_id: VisibleTenderId,
     bidder: Bidder,
     session: Session,
-    keys: Annotated[PlatformKeys, Depends(get_platform_keys)],
-    settings: Annotated[Settings, Depends(get_settings)],
+    keys: Keys,
+    settings: AppSettings,
+    limits: security.Limits,
+    blobs: Blobs,
+    arrivals: BidArrivals,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Hand in a sealed bid; it replaces the bidder's earlier one. Returns the signed receipt.
@@ -384,7 +390,8 @@ async def submit_bid(
     an upload that starts before the deadline and ends after it is refused, one that ends
     before it is accepted however long it then waits for the log.
     """
-    security.limit_submission(request, bidder=bidder, tender_id=tender_id)
+    uploader = bidder.organization_id or bidder.id
+    security.limit_submission(limits, uploader=uploader, tender_id=tender_id)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/octet-stream":
         raise UnsupportedMediaType("send the sealed file as application/octet-stream")
@@ -400,9 +407,7 @@ async def submit_bid(
             idle_seconds=settings.upload_idle_seconds,
         )
     except ClientDisconnect:
-        raise BadRequest("the upload was interrupted", type="upload_interrupted") from None
-    blobs: BlobStore = request.app.state.blobs
-    arrivals: bids_service.Arrivals = request.app.state.arrivals
+        raise UploadInterrupted("the upload was interrupted") from None
     try:
         async with arrivals.turn(tender_id) as arrived_at:
             receipt, created = await bids_service.submit(
@@ -431,11 +436,10 @@ async def withdraw_bid(
     tender_id: VisibleTenderId,
     bidder: Bidder,
     session: Session,
-    keys: Annotated[PlatformKeys, Depends(get_platform_keys)],
-    request: Request,
+    keys: Keys,
+    arrivals: BidArrivals,
 ) -> dict[str, Any]:
     """Withdraw the bidder's bid before the deadline; returns the signed withdrawal receipt."""
-    arrivals: bids_service.Arrivals = request.app.state.arrivals
     async with arrivals.turn(tender_id) as arrived_at:
         receipt = await bids_service.withdraw(
             session=session,
@@ -467,22 +471,20 @@ async def my_bid(tender_id: VisibleTenderId, bidder: Bidder, session: Session) -
 
 @router.get("/{tender_id}/bids/mine/header", responses=_FOUND)
 async def my_sealed_header(
-    request: Request, tender_id: VisibleTenderId, bidder: Bidder, session: Session
+    tender_id: VisibleTenderId, bidder: Bidder, session: Session, blobs: Blobs
 ) -> dict[str, Any]:
     """The age header of the bidder's current bid, base64: with its own identity the bidder
     computes the bid's file key and reveals it in the decryption window (bidder mode)."""
     bid, _receipts = await bids_service.mine(session=session, tender_id=tender_id, bidder=bidder)
     if bid is None:
-        raise NotFound("you have no bid for this tender", type="no_bid")
-    blobs: BlobStore = request.app.state.blobs
+        raise NoBid("you have no bid for this tender")
     try:
         header = await anyio.to_thread.run_sync(bids_service.sealed_header, blobs, bid.sha256)
     except (age.HeaderError, FileNotFoundError):
         # A stored bid the upload checks of today would refuse (a header over the limit, from
         # before they did), or a blob gone from the store: said plainly, not a 500.
-        raise Conflict(
+        raise BidUnreadable(
             "the stored bid has no header that can be read; hand in the bid again while the "
             "tender takes bids, or ask the platform's operator",
-            type="bid_unreadable",
         ) from None
     return {"bid_id": str(bid.id), "header": base64.b64encode(header).decode("ascii")}

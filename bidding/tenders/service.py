@@ -22,8 +22,28 @@ from bidding.auth.models import Organization, Role, User
 from bidding.crypto import age, custody
 from bidding.crypto.custody import MasterKey
 from bidding.db import utcnow
-from bidding.errors import Conflict, Forbidden, NotFound, Unprocessable
+from bidding.errors import (
+    Conflict,
+    EditedConcurrently,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unprocessable,
+)
 from bidding.rules.terms import price_range_problem
+from bidding.tenders.exceptions import (
+    BiddingPeriodTooShort,
+    DeadlineMovedEarlier,
+    DeadlinePassed,
+    DeadlineTooFar,
+    NameTaken,
+    NotADraft,
+    NotAmendable,
+    NotCancellable,
+    NotEditable,
+    ReferenceTaken,
+    TooManyDocuments,
+)
 from bidding.tenders.models import Tender, TenderAmendment, TenderDocument, TenderStatus
 from bidding.tenders.schemas import AMENDABLE_FIELDS, TenderCreate, TenderUpdate
 
@@ -132,9 +152,8 @@ async def _reference_taken(
 
 
 def _reference_conflict(reference: str) -> Conflict:
-    return Conflict(
+    return ReferenceTaken(
         f"reference: a tender with the reference {reference!r} already exists",
-        type="reference_taken",
         field="reference",
     )
 
@@ -146,9 +165,8 @@ def _check_horizon(deadline: datetime | None, horizon: timedelta) -> None:
     latest = utcnow() + horizon
     if deadline > latest:
         days = horizon.days
-        raise Unprocessable(
+        raise DeadlineTooFar(
             f"bid_deadline: may be at most {days} days ahead, until {_iso(latest)}",
-            type="deadline_too_far",
             field="bid_deadline",
             limit=days,
         )
@@ -186,7 +204,7 @@ async def create(
             "bid_deadline": _iso(tender.bid_deadline),
             "opening_mode": tender.opening_mode.value,
         },
-        actor=officer,
+        actor=officer.actor,
     )
     return await _reload(session=session, tender=tender)
 
@@ -218,9 +236,8 @@ async def _compare_and_set(
 
 
 def _changed_meanwhile() -> Conflict:
-    return Conflict(
+    return EditedConcurrently(
         "the tender was changed by another request meanwhile; reload it and try again",
-        type="edited_concurrently",
     )
 
 
@@ -243,9 +260,7 @@ async def update_tender(
         return await _amend(
             session=session, tender=tender, tender_update=tender_update, officer=officer
         )
-    raise Conflict(
-        f"a tender that is {tender.status} can no longer be changed", type="not_editable"
-    )
+    raise NotEditable(f"a tender that is {tender.status} can no longer be changed")
 
 
 async def _edit_draft(
@@ -266,9 +281,8 @@ async def _edit_draft(
     if problem is not None:
         field = "floor_price" if "floor_price" in values else "ceiling_price"
         message = problem if field == "floor_price" else "must not be below the floor price"
-        raise Unprocessable(
+        raise InvalidInput(
             f"body.{field}: {message}",
-            type="validation_error",
             errors=[{"field": f"body.{field}", "message": message}],
         )
     reference = values.get("reference")
@@ -293,7 +307,7 @@ async def _edit_draft(
         action="tender.edited",
         tender_id=tender.id,
         details={"fields": sorted(values)},
-        actor=officer,
+        actor=officer.actor,
     )
     return await _reload(session=session, tender=tender)
 
@@ -314,17 +328,15 @@ async def _amend(
         if name not in AMENDABLE_FIELDS and value != getattr(tender, name)
     )
     if fixed:
-        raise Conflict(
+        raise NotAmendable(
             f"{fixed[0]}: cannot change once the tender is published; "
             f"only {' and '.join(sorted(AMENDABLE_FIELDS))} can be amended",
-            type="not_amendable",
             field=fixed[0],
         )
     now = utcnow()
     if tender.bid_deadline <= now:
-        raise Conflict(
+        raise DeadlinePassed(
             "the bid deadline has passed: the tender can no longer be amended",
-            type="deadline_passed",
         )
     changes: dict[str, dict[str, Any]] = {}
     values: dict[str, Any] = {}
@@ -333,10 +345,9 @@ async def _amend(
         if new_deadline < tender.bid_deadline:
             # Bidders plan and seal against the published deadline; moving it earlier could
             # shut out anyone who relied on it.
-            raise Unprocessable(
+            raise DeadlineMovedEarlier(
                 f"bid_deadline: may only move later than {_iso(tender.bid_deadline)} "
                 "once the tender is published",
-                type="deadline_moved_earlier",
                 field="bid_deadline",
             )
         changes["bid_deadline"] = {"from": _iso(tender.bid_deadline), "to": _iso(new_deadline)}
@@ -380,7 +391,7 @@ async def _amend(
         action="tender.amended",
         tender_id=tender.id,
         details=details,
-        actor=officer,
+        actor=officer.actor,
     )
     return await _reload(session=session, tender=tender)
 
@@ -439,16 +450,13 @@ async def publish(
 
 
 def _not_a_draft(tender: Tender) -> Conflict:
-    return Conflict(
-        f"only a draft can be published; this tender is {tender.status}", type="not_a_draft"
-    )
+    return NotADraft(f"only a draft can be published; this tender is {tender.status}")
 
 
 def _bidding_period_too_short(period: timedelta) -> Unprocessable:
-    return Unprocessable(
+    return BiddingPeriodTooShort(
         f"bid_deadline: must be at least {int(period.total_seconds())} seconds after "
         "publication; move the deadline later first",
-        type="bidding_period_too_short",
         field="bid_deadline",
     )
 
@@ -485,14 +493,11 @@ async def cancel(*, session: AsyncSession, tender: Tender, reason: str) -> Tende
 
 def _cancel_refusal(tender: Tender, now: datetime) -> Conflict | None:
     if tender.status not in (TenderStatus.draft, TenderStatus.published):
-        return Conflict(
-            f"a tender that is {tender.status} cannot be cancelled", type="not_cancellable"
-        )
+        return NotCancellable(f"a tender that is {tender.status} cannot be cancelled")
     if tender.status is TenderStatus.published and tender.bid_deadline <= now:
         # Past the deadline the bids are fixed; what happens next is the opening's business.
-        return Conflict(
+        return DeadlinePassed(
             "the bid deadline has passed: the tender can no longer be cancelled",
-            type="deadline_passed",
         )
     return None
 
@@ -516,7 +521,7 @@ def document_name(raw: str) -> str:
     elif "/" in name or "\\" in name or name in (".", ".."):
         problem = "a file name may not be a path"
     if problem:
-        raise Unprocessable(f"name: {problem}", type="validation_error", field="name")
+        raise InvalidInput(f"name: {problem}", field="name")
     return name
 
 
@@ -528,17 +533,15 @@ def document_type(header: str | None) -> str:
 
 def _document_refusal(tender: Tender, now: datetime) -> Conflict | None:
     if tender.status not in (TenderStatus.draft, TenderStatus.published):
-        return Conflict(
+        return NotEditable(
             f"a tender that is {tender.status} can no longer change its documents",
-            type="not_editable",
         )
     if tender.status is TenderStatus.published and tender.bid_deadline <= now:
-        return Conflict(
+        return DeadlinePassed(
             "the bid deadline has passed: the tender can no longer be amended",
-            type="deadline_passed",
         )
     if len(tender.documents) >= MAX_DOCUMENTS:
-        return Conflict(f"a tender may have at most {MAX_DOCUMENTS} documents", type="too_many")
+        return TooManyDocuments(f"a tender may have at most {MAX_DOCUMENTS} documents")
     return None
 
 
@@ -567,7 +570,7 @@ async def add_document(
     if refusal is not None:
         raise refusal
     if any(document.name == name for document in tender.documents):
-        raise Conflict(f"the tender already has a document named {name!r}", type="name_taken")
+        raise NameTaken(f"the tender already has a document named {name!r}")
     # The row's version moves on, so an edit or amendment racing this one is refused.
     written = await _compare_and_set(
         session=session,
@@ -622,7 +625,7 @@ async def add_document(
             "size": size,
             "amendment": amendment,
         },
-        actor=officer,
+        actor=officer.actor,
     )
     return document
 
@@ -633,10 +636,9 @@ async def remove_document(*, session: AsyncSession, tender: Tender, document_id:
     if document is None:
         raise NotFound(f"no document {document_id}")
     if tender.status is not TenderStatus.draft:
-        raise Conflict(
+        raise NotEditable(
             "a published tender's documents stay as bidders saw them; "
             "add a corrected one instead (an amendment)",
-            type="not_editable",
         )
     await session.delete(document)
     await audit.record(

@@ -15,7 +15,8 @@ from pathlib import Path
 import anyio.to_thread
 
 from bidding.crypto import age, receipts
-from bidding.errors import BadRequest, PayloadTooLarge, Unprocessable
+from bidding.errors import PayloadTooLarge, Unprocessable
+from bidding.tenders.exceptions import NotSealed, UploadStalled
 
 NOT_SEALED = "bids must be sealed: send an age v1 file encrypted to an X25519 recipient"
 # The age nonce and the tag of the final (possibly empty) chunk follow every header.
@@ -36,7 +37,7 @@ class StagedUpload:
 
 
 def _not_sealed(reason: str) -> Unprocessable:
-    return Unprocessable(f"{NOT_SEALED} ({reason})", type="not_sealed")
+    return NotSealed(f"{NOT_SEALED} ({reason})")
 
 
 def _check_header(data: bytes | bytearray) -> int | None:
@@ -90,9 +91,8 @@ async def receive(
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    raise BadRequest(
+                    raise UploadStalled(
                         f"{what} stopped coming: nothing arrived for {idle_seconds:g} s",
-                        type="upload_stalled",
                     ) from None
                 size += len(chunk)
                 if size > max_bytes:

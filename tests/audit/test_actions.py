@@ -470,7 +470,7 @@ class TestOpening:
         # opening directly: the one way into an opening refuses them all.
         outcomes = [
             await pipeline.run(scene.context(), uuid.UUID(tender["id"]), actor=actor)
-            for actor in (None, officer, admin)
+            for actor in (None, officer.actor, admin.actor)
         ]
 
         assert all(isinstance(outcome, lease.NotDue) for outcome in outcomes)

@@ -29,6 +29,7 @@ from bidding.crypto.signing import verify_document
 from bidding.db import create_engine, create_session_factory, utcnow
 from bidding.keys import PlatformKeys
 from bidding.opening import lease
+from bidding.opening import service as opening_service
 from bidding.opening.models import Opening
 from bidding.opening.scheduler import OpeningScheduler
 from bidding.tenders.models import TenderStatus
@@ -54,7 +55,9 @@ class Trails:
 
     async def anchor(self) -> list[audit_anchors.Anchor]:
         return await audit_anchors.anchor_moved_chains(
-            session_factory=create_session_factory(self.engine), signing=self.keys.signing
+            session_factory=create_session_factory(self.engine),
+            signing=self.keys.signing,
+            recorded=opening_service.recorded,
         )
 
     async def record(self, action: str, tender_id: uuid.UUID | None = None) -> None:
@@ -165,6 +168,7 @@ class TestAnchoring:
                     return await audit_anchors.anchor_moved_chains(
                         session_factory=create_session_factory(engine),
                         signing=trails.keys.signing,
+                        recorded=opening_service.recorded,
                         clock=slow_clock,
                     )
                 finally:
@@ -363,6 +367,7 @@ async def checked(
             session=session,
             verification=verification,
             keys={public.key_id: public},
+            records=opening_service.signed_records,
             outside=outside or [],
             page_size=2,
         )

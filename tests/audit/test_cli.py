@@ -25,6 +25,7 @@ from bidding.auth.models import Role
 from bidding.crypto.signing import SigningKey, load_or_create_signing_key
 from bidding.db import create_engine, create_session_factory
 from bidding.migrations import upgrade
+from bidding.opening import service as opening_service
 from bidding.settings import Settings
 from bidding.tenders.models import TenderStatus
 from tests.conftest import fresh_postgres_database
@@ -182,7 +183,9 @@ async def finish_the_tender(place: Place) -> None:
 async def anchored(place: Place) -> list[audit_anchors.Anchor]:
     """The anchoring job, run by an instance of this platform."""
     return await audit_anchors.anchor_moved_chains(
-        session_factory=create_session_factory(place.engine), signing=place.signing_key()
+        session_factory=create_session_factory(place.engine),
+        signing=place.signing_key(),
+        recorded=opening_service.recorded,
     )
 
 

@@ -53,7 +53,7 @@ async def a_tender(session: AsyncSession, buyer: Organization, status: str) -> T
         published_at=published,
     )  # fmt: skip
     for action in ("tender.created", "tender.published", "bid.submitted"):
-        await audit.record(session=session, action=action, tender_id=tender.id, actor=officer)
+        await audit.record(session=session, action=action, tender_id=tender.id, actor=officer.actor)
     return tender
 
 

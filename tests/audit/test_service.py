@@ -95,9 +95,9 @@ class TestRecord:
         officer = await create_user(session, role=Role.officer)
         admin = await create_user(session, role=Role.admin)
         unnamed = await audit.record(session=session, action="tender.published", tender_id=TENDER)
-        audit.act_as(session, officer)
+        audit.act_as(session, officer.actor)
         acting = await audit.record(session=session, action="tender.published", tender_id=TENDER)
-        named = await audit.record(session=session, action="auth.signed_in", actor=admin)
+        named = await audit.record(session=session, action="auth.signed_in", actor=admin.actor)
         nobody = await audit.record(session=session, action="opening.started", actor=None)
 
         assert (unnamed.actor_user_id, unnamed.actor_role) == (None, None)

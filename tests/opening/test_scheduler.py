@@ -222,7 +222,7 @@ class TestChanges:
     ) -> None:
         scheduler = make_scheduler()
         await scheduler.start()
-        scene.app.state.openings = scheduler  # as the app's lifespan does
+        scene.app.state.deadline_watcher = scheduler  # as the app's lifespan does
 
         tender = await scene.tender()  # created, then published: the hook schedules it
         tender_id = uuid.UUID(tender["id"])

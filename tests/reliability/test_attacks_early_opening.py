@@ -182,7 +182,7 @@ class TestThroughTheApi:
         )
         await openings.start()
         try:
-            await openings.sync_tender(uuid.UUID(tender["id"]))
+            await openings.deadline_changed(uuid.UUID(tender["id"]))
             deadline = _deadline(tender)
             scheduled = openings.scheduled_at(uuid.UUID(tender["id"]))
             assert scheduled is not None
@@ -203,8 +203,8 @@ class TestDirectCalls:
         tender_id = uuid.UUID(tender["id"])
         officer = (await party(scene, "officer")).user
         admin = (await party(scene, "admin")).user
-        attempts = [("test-instance", None), ("an-insider's-process", officer)]
-        attempts += [("an-insider's-process", admin)]
+        attempts = [("test-instance", None), ("an-insider's-process", officer.actor)]
+        attempts += [("an-insider's-process", admin.actor)]
         for instance, actor in attempts:
             ctx = scene.context(instance=instance, blobs=watched)
             outcome = await pipeline.run(ctx, tender_id, actor=actor)
