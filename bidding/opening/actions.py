@@ -11,10 +11,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bidding.audit import service as audit
 from bidding.auth.models import Organization, Role, User
 from bidding.db import iso_utc, utcnow
-from bidding.errors import Conflict, Forbidden, NotFound, Unprocessable
+from bidding.errors import Forbidden
 from bidding.opening import decryption, lease, payloads
 from bidding.opening import events as ev
 from bidding.opening import service as opening_service
+from bidding.opening.exceptions import (
+    AlreadyAnswered,
+    AlreadyConfirmed,
+    AlreadyOpened,
+    CheckInClosed,
+    CheckInNotOpen,
+    FileKeyRefused,
+    ObjectionNotFound,
+    OpeningNotRunning,
+    RecordNotPublished,
+    TooManyTries,
+    WindowClosed,
+    WindowNotOpen,
+)
 from bidding.opening.models import OpeningEvent
 from bidding.tenders.models import Bid, Tender, TenderStatus
 
@@ -70,13 +84,12 @@ async def check_in(*, session: AsyncSession, tender: Tender, user: User) -> ev.E
     if not await opening_service.is_participant(session=session, tender=tender, viewer=user):
         raise Forbidden("only the tender's officers, supervisors and bidders check in")
     if tender.status not in (TenderStatus.published, TenderStatus.opening):
-        raise Conflict(f"the tender is {tender.status}: check-in is over", type="check_in_closed")
+        raise CheckInClosed(f"the tender is {tender.status}: check-in is over")
     if user.role is Role.bidder and tender.bid_deadline > utcnow():
         # Before the deadline a bidder's presence would tell every watcher that it bid.
-        raise Conflict(
+        raise CheckInNotOpen(
             "bidders check in from the bid deadline on: before it, a check-in would tell "
-            "everyone that you bid",
-            type="check_in_not_open",
+            "everyone that you bid"
         )
     await ev.lock_opening(session=session, tender_id=tender.id)
     for event in await _events_of(session=session, tender_id=tender.id, type=ev.CHECKED_IN):
@@ -102,9 +115,7 @@ async def raise_objection(
 ) -> ev.Envelope:
     """A bidder whose bid was listed objects, while the opening is in progress."""
     if tender.status is not TenderStatus.opening:
-        raise Conflict(
-            "objections are raised while the opening is in progress", type="opening_not_running"
-        )
+        raise OpeningNotRunning("objections are raised while the opening is in progress")
     listed = await opening_service.first_event(
         session=session, tender_id=tender.id, type=ev.BIDS_LISTED
     )
@@ -136,13 +147,13 @@ async def answer_objection(
         ev.payload(event, payloads.ObjectionRaised).objection_id == str(objection_id)
         for event in raised
     ):
-        raise NotFound(f"no objection {objection_id} in this opening", type="objection_not_found")
+        raise ObjectionNotFound(f"no objection {objection_id} in this opening")
     answered = await _events_of(session=session, tender_id=tender.id, type=ev.OBJECTION_ANSWERED)
     if any(
         ev.payload(event, payloads.ObjectionAnswered).objection_id == str(objection_id)
         for event in answered
     ):
-        raise Conflict("this objection has been answered already", type="already_answered")
+        raise AlreadyAnswered("this objection has been answered already")
     return await _append(
         session=session,
         tender=tender,
@@ -160,7 +171,7 @@ async def confirm_record(*, session: AsyncSession, tender: Tender, bidder: User)
         session=session, tender_id=tender.id, type=ev.RECORD_PUBLISHED
     )
     if published is None:
-        raise Conflict("the record has not been published yet", type="record_not_published")
+        raise RecordNotPublished("the record has not been published yet")
     record_sha256 = ev.payload(published, payloads.RecordPublished).sha256
     listed = await opening_service.first_event(
         session=session, tender_id=tender.id, type=ev.BIDS_LISTED
@@ -173,9 +184,7 @@ async def confirm_record(*, session: AsyncSession, tender: Tender, bidder: User)
     if any(
         ev.payload(event, payloads.RecordConfirmed).bidder_id == bidder_id for event in confirmed
     ):
-        raise Conflict(
-            "your organization has confirmed this record already", type="already_confirmed"
-        )
+        raise AlreadyConfirmed("your organization has confirmed this record already")
     return await _append(
         session=session,
         tender=tender,
@@ -199,36 +208,32 @@ async def _window_bid(
 ) -> tuple[payloads.ListedBid, Bid]:
     """The bidder's listed bid, if the decryption window is open and it is still sealed."""
     if tender.status is TenderStatus.published:
-        raise Conflict(
-            "the decryption window opens once the bids are listed, after the deadline",
-            type="window_not_open",
+        raise WindowNotOpen(
+            "the decryption window opens once the bids are listed, after the deadline"
         )
     if tender.status is not TenderStatus.opening:
-        raise Conflict(f"the tender is {tender.status}: nothing to reveal", type="window_closed")
+        raise WindowClosed(f"the tender is {tender.status}: nothing to reveal")
     events = await ev.after(session=session, tender_id=tender.id)
     by_type: dict[str, list[OpeningEvent]] = {}
     for event in events:
         by_type.setdefault(event.type, []).append(event)
     opened = by_type.get(ev.WINDOW_OPENED)
     if not opened:
-        raise Conflict("the decryption window is not open yet", type="window_not_open")
+        raise WindowNotOpen("the decryption window is not open yet")
     closes_at = ev.payload(opened[0], payloads.WindowOpened).closes_at
     if ev.WINDOW_CLOSED in by_type or iso_utc(utcnow()) >= closes_at:
-        raise Conflict(f"the decryption window closed at {closes_at}", type="window_closed")
+        raise WindowClosed(f"the decryption window closed at {closes_at}")
     listed = ev.payload(by_type[ev.BIDS_LISTED][0], payloads.BidsListed).bids
     mine = next((bid for bid in listed if bid.bidder_id == str(bidder.organization_id)), None)
     if mine is None:
         raise Forbidden("only a bidder whose bid is listed reveals its file key")
     if mine.bid_id in ev.decided(events):
-        raise Conflict("your bid has been opened already", type="already_opened")
+        raise AlreadyOpened("your bid has been opened already")
     bid = await session.get(Bid, uuid.UUID(mine.bid_id), populate_existing=True)
     assert bid is not None, "a listed bid exists"
     # The last allowed try is itself counted while it runs: `counting` is off for its own check.
     if counting and bid.reveal_failures >= MOST_REVEAL_FAILURES:
-        raise Conflict(
-            f"{MOST_REVEAL_FAILURES} wrong file keys: no more tries for this bid",
-            type="too_many_tries",
-        )
+        raise TooManyTries(f"{MOST_REVEAL_FAILURES} wrong file keys: no more tries for this bid")
     return mine, bid
 
 
@@ -255,10 +260,7 @@ async def reveal(
         .returning(Bid.reveal_failures)
     )
     if tries is None:
-        raise Conflict(
-            f"{MOST_REVEAL_FAILURES} wrong file keys: no more tries for this bid",
-            type="too_many_tries",
-        )
+        raise TooManyTries(f"{MOST_REVEAL_FAILURES} wrong file keys: no more tries for this bid")
     await session.commit()
     try:
         outcome = await open_bid(listed, file_key)
@@ -273,10 +275,8 @@ async def reveal(
             actor=bidder.actor,
         )
         await session.commit()
-        raise Unprocessable(
-            f"this file key does not open your bid ({left} tries left)",
-            type="wrong_file_key",
-            tries_left=left,
+        raise FileKeyRefused(
+            f"this file key does not open your bid ({left} tries left)", tries_left=left
         ) from None
     await ev.lock_opening(session=session, tender_id=tender.id)
     await _window_bid(session=session, tender=tender, bidder=bidder, counting=False)
