@@ -28,6 +28,18 @@ class CsrfFailed(Forbidden):
     type = "csrf_failed"
 
 
+class EmailTaken(Conflict):
+    """An account with this email exists."""
+
+    type = "email_taken"
+
+
+class OrganizationRegistered(Conflict):
+    """An organization with this credit code exists."""
+
+    type = "organization_registered"
+
+
 class OrganizationMismatch(Conflict):
     """The organization's code and name name different organizations."""
 

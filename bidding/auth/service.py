@@ -18,9 +18,11 @@ from bidding.audit import service as audit
 from bidding.auth import mail, names, uscc
 from bidding.auth.exceptions import (
     ActivationInvalid,
+    EmailTaken,
     InvalidCredentials,
     OrganizationLookalike,
     OrganizationMismatch,
+    OrganizationRegistered,
 )
 from bidding.auth.models import (
     NAME_KEY_MAX_LENGTH,
@@ -227,7 +229,8 @@ async def create_user(
             await session.flush()
     except IntegrityError:
         reason = await _why_not_unique(session=session, email=email, code=code, key=key)
-        raise Conflict(_CONFLICTS[reason], type=reason) from None
+        error, detail = _CONFLICTS[reason]
+        raise error(detail) from None
     await session.refresh(user)
     details: dict[str, object] = {
         "user_id": str(user.id),
@@ -244,11 +247,16 @@ async def create_user(
     return user
 
 
-_CONFLICTS = {
-    "email_taken": "an account with this email exists",
-    "organization_registered": "an organization with this code was registered at the same moment",
-    "organization_lookalike": "an organization whose name looks the same was registered at the "
-    "same moment",
+_CONFLICTS: dict[str, tuple[type[Conflict], str]] = {
+    "email_taken": (EmailTaken, "an account with this email exists"),
+    "organization_registered": (
+        OrganizationRegistered,
+        "an organization with this code was registered at the same moment",
+    ),
+    "organization_lookalike": (
+        OrganizationLookalike,
+        "an organization whose name looks the same was registered at the same moment",
+    ),
 }
 
 
