@@ -18,11 +18,9 @@ class DomainError(Exception):
     status_code = 400
     type = "bad_request"
 
-    def __init__(self, detail: str, *, type: str | None = None, **extra: Any) -> None:
+    def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
-        if type is not None:
-            self.type = type
         self.extra = extra
 
 
