@@ -30,6 +30,7 @@ test: $(STAMP) $(FRONTEND)
 	$(BIN)/ruff check bidding tests bench alembic hatch_build.py
 	$(BIN)/ruff format --check bidding tests bench alembic hatch_build.py
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 	cd frontend && npm test --silent
 	$(BIN)/python -m pytest
 
@@ -38,6 +39,7 @@ test: $(STAMP) $(FRONTEND)
 test-fast: $(STAMP) $(FRONTEND)
 	$(BIN)/ruff check bidding tests bench alembic hatch_build.py
 	$(BIN)/ruff format --check bidding tests bench alembic hatch_build.py
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "not browser and not process and not slow"
 
 # The parsers of outside input under atheris, each for FUZZ_SECONDS from a fresh random seed
