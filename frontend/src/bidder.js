@@ -6,7 +6,7 @@
 import "./bidder.css";
 import { ApiError, api, serverNow, upload } from "./api.js";
 import { formatSize } from "./bytes.js";
-import { download, field, grouped, h, money, notice, when } from "./dom.js";
+import { download, field, grouped, h, money, notice, put, when } from "./dom.js";
 import { t } from "./i18n.js";
 import { identityForm } from "./identity.js";
 import { countdown, loadTender, tenderFacts } from "./public.js";
@@ -14,11 +14,6 @@ import * as sealing from "./sealing.js";
 
 const RETRIED_STATUSES = new Set([0, 408, 429, 500, 502, 503, 504]);
 const POLL_MS = 3000;
-
-/** Replace a node's children, leaving out the absent ones (replaceChildren writes "null"). */
-function put(node, ...children) {
-  node.replaceChildren(...children.filter((child) => child !== null && child !== undefined && child !== false));
-}
 
 /** Problems ([key, values] pairs) in words, joined. */
 function words(problems) {

@@ -21,6 +21,11 @@ export function h(tag, attributes = {}, ...children) {
   return node;
 }
 
+/** Replace a node's children, leaving out the absent ones (replaceChildren writes "null"). */
+export function put(node, ...children) {
+  node.replaceChildren(...children.filter((child) => child !== null && child !== undefined && child !== false));
+}
+
 let fieldNumber = 0;
 
 /** A labelled control: the label is tied to the input by id, a hint and error by aria. */

@@ -7,7 +7,7 @@ import { bytesToHex } from "@noble/hashes/utils.js";
 import { ApiError, api, serverNow } from "./api.js";
 import { hexToBytes } from "./bytes.js";
 import { priceChart } from "./chart.js";
-import { download, field, h, money, notice, when } from "./dom.js";
+import { download, field, h, money, notice, put, when } from "./dom.js";
 import { currentLanguage, has, t } from "./i18n.js";
 import { countdown, loadTender, tenderFacts } from "./public.js";
 import { followOpening } from "./hall/live.js";
@@ -390,7 +390,8 @@ async function showHall({ main, params, user }) {
       line.textContent = text; // each second: only the time left changes
       return;
     }
-    windowLine.replaceChildren(
+    put(
+      windowLine,
       h("p", { class: "window-text" }, text),
       h("p", { class: "hint" }, t(opened.backup_decryption ? "hall_windowBackup" : "hall_windowNoBackup")),
       reveal,

@@ -331,6 +331,28 @@ class TestOpeningHall:
         timeline_matches(platform, OFFICER, tender, page)
         assert page.errors == []
 
+    def test_the_decryption_window_shows_no_stray_text(
+        self, new_page, platform: Platform, tmp_path: Path
+    ) -> None:
+        accounts(platform)
+        own_key(platform, "hall-bidder-d")
+        tender = published_tender(
+            platform, OFFICER, seconds=5, opening_mode="bidder", decryption_window_minutes=5
+        )
+        submitted_bid(platform, "hall-bidder-d", tender, {"price": "4300000.00"}, tmp_path)
+        officer = new_page(OFFICER)
+        hall(officer, tender)
+        window = officer.locator(".window")
+        expect(window.locator(".window-text")).to_contain_text(
+            "Bidders are decrypting their bids", timeout=LONG
+        )
+        # The officer has no bid to reveal: the window's line and its hint, nothing more.
+        expect(officer.get_by_role("link", name="Reveal your bid")).to_have_count(0)
+        assert "null" not in window.inner_text()
+        children = window.evaluate("node => [...node.childNodes].map(child => child.nodeName)")
+        assert children == ["P", "P"]
+        assert officer.errors == []
+
     def test_an_objection_is_raised_by_a_bidder_and_answered_by_the_officer(
         self, new_page, platform: Platform, tmp_path: Path
     ) -> None:
