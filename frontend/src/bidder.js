@@ -521,23 +521,43 @@ async function showBid({ main, params, user }) {
       amount.textContent = t("bid_progress", { percent, done: formatSize(done), total: formatSize(total) });
     };
 
-    const markFields = (problems) => {
-      for (const { rule, control, error } of controls.values()) {
-        const problem = problems[rule.name];
-        const hint = `${control.id}-hint`;
-        if (problem) {
-          error.textContent = problemText(problem);
-          error.hidden = false;
-          control.setAttribute("aria-invalid", "true");
-          control.setAttribute("aria-describedby", `${error.id} ${hint}`);
-        } else {
-          error.textContent = "";
-          error.hidden = true;
-          control.removeAttribute("aria-invalid");
-          control.setAttribute("aria-describedby", hint);
-        }
+    const markField = ({ control, error }, problem) => {
+      const hint = `${control.id}-hint`;
+      if (problem) {
+        error.textContent = problemText(problem);
+        error.hidden = false;
+        control.setAttribute("aria-invalid", "true");
+        control.setAttribute("aria-describedby", `${error.id} ${hint}`);
+      } else {
+        error.textContent = "";
+        error.hidden = true;
+        control.removeAttribute("aria-invalid");
+        control.setAttribute("aria-describedby", hint);
       }
     };
+    const markFields = (problems) => {
+      for (const entry of controls.values()) markField(entry, problems[entry.rule.name]);
+    };
+    const readFields = () => {
+      const raws = {};
+      for (const { rule, control } of controls.values()) {
+        raws[rule.name] = rule.kind === "boolean" ? control.checked : control.value;
+      }
+      return sealing.readForm(rules, raws, { ceiling: tender.ceiling_price, floor: tender.floor_price });
+    };
+    const marked = () => [...controls.values()].filter(({ control }) => control.hasAttribute("aria-invalid")).length;
+    // A field marked wrong is read again as it changes, so that no mark outlives its cause;
+    // the others wait for the next submit.
+    for (const entry of controls.values()) {
+      entry.control.addEventListener("input", () => {
+        if (!entry.control.hasAttribute("aria-invalid")) return;
+        const before = marked();
+        markField(entry, readFields().problems[entry.rule.name]);
+        const left = marked();
+        if (!left) message.replaceChildren();
+        else if (left !== before) message.replaceChildren(notice(t("bid_fix_fields", { n: left }), "error"));
+      });
+    }
 
     const send = async () => {
       const { sealed, key } = pending;
@@ -604,14 +624,7 @@ async function showBid({ main, params, user }) {
       event.preventDefault();
       if (busy) return;
       message.replaceChildren();
-      const raws = {};
-      for (const { rule, control } of controls.values()) {
-        raws[rule.name] = rule.kind === "boolean" ? control.checked : control.value;
-      }
-      const { form: values, problems } = sealing.readForm(rules, raws, {
-        ceiling: tender.ceiling_price,
-        floor: tender.floor_price,
-      });
+      const { form: values, problems } = readFields();
       markFields(problems);
       const wrong = Object.keys(problems);
       if (wrong.length) {

@@ -4,10 +4,13 @@ made in the browser and the bid revealed with it in the decryption window."""
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bidding.crypto import age
 from tests.browser.conftest import (
@@ -21,6 +24,8 @@ from tests.browser.conftest import (
     submitted_bid,
     wait_for_event,
 )
+
+expect = pytest.importorskip("playwright.sync_api").expect
 
 BIDDING = str(Path(sys.executable).parent / "bidding")  # the CLI a bidder runs
 OFFICER = "bid-officer"
@@ -188,6 +193,51 @@ class TestSealAndSubmit:
         assert posts == []
         mine = api_call(platform, BIDDER, "GET", f"/tenders/{tender['id']}/bids/mine")
         assert mine == {"bid": None, "receipts": []}
+        assert page.errors == []
+
+    def test_a_corrected_field_loses_its_error_as_it_changes(
+        self, new_page, platform: Platform
+    ) -> None:
+        ensure_accounts(platform)
+        tender = published_tender(platform, OFFICER, bid_fields=FIELDS)
+        page = new_page(BIDDER)
+        posts = bid_posts(page)
+        page.goto(f"/#/tenders/{tender['id']}/bid")
+        price = page.get_by_label("Price")
+        duration = page.get_by_label("Duration (days)")
+        submit = page.get_by_role("button", name="Seal and submit")
+        summary = page.get_by_text("Correct the")
+        above = page.get_by_text("Above the ceiling price CNY 5,000,000.00")
+
+        price.fill("5000000.01")
+        duration.fill("10")
+        submit.click()
+        expect(above).to_be_visible()
+        expect(summary).to_have_text(re.compile("^Correct the 2 marked"))
+
+        # The price is put right: its error goes at once, the duration's stays.
+        price.fill("4999999.99")
+        expect(above).to_have_count(0)
+        expect(price).not_to_have_attribute("aria-invalid", "true")
+        expect(duration).to_have_attribute("aria-invalid", "true")
+        expect(page.get_by_text("Must be at least 30")).to_be_visible()
+        expect(summary).to_have_text(re.compile("^Correct the 1 marked"))
+
+        # A marked field is read again as it changes: still wrong, then right.
+        duration.fill("1000")
+        expect(page.get_by_text("Must be at most 720")).to_be_visible()
+        duration.fill("180")
+        expect(duration).not_to_have_attribute("aria-invalid", "true")
+        expect(page.locator(".field-error:visible")).to_have_count(0)
+        expect(summary).to_have_count(0)
+
+        # A new attempt reads every field again.
+        price.fill("")
+        submit.click()
+        expect(page.get_by_text("This field is required")).to_be_visible()
+        expect(price).to_have_attribute("aria-invalid", "true")
+        expect(duration).not_to_have_attribute("aria-invalid", "true")
+        assert posts == []
         assert page.errors == []
 
     def test_the_page_sends_a_visitor_to_sign_in_and_tells_an_officer_it_is_for_bidders(
