@@ -276,12 +276,15 @@ async function showHall({ main, params, user }) {
     if (participant) {
       checkInButton.hidden = isCheckedIn;
       const early = user.role === "bidder" && !passed;
-      checkInButton.disabled = early || finished(state) || checkInButton.dataset.busy === "1";
+      // The API takes check-ins while the tender is published or opening, never after.
+      const cancelled = state.status === "cancelled";
+      const closed = finished(state) || !["published", "opening"].includes(state.status);
+      checkInButton.disabled = early || closed || checkInButton.dataset.busy === "1";
       if (isCheckedIn) {
         checkInResult.replaceChildren(notice(t("hall_checkedIn"), "ok"));
         checkInNote.textContent = "";
-      } else if (finished(state)) {
-        checkInNote.textContent = t("hall_checkInClosed");
+      } else if (closed) {
+        checkInNote.textContent = t(cancelled ? "hall_checkInCancelled" : "hall_checkInClosed");
       } else {
         checkInNote.textContent = early ? t("hall_checkInAfterDeadline") : "";
       }

@@ -493,6 +493,7 @@ export default {
   hall_checkedIn: "You are checked in",
   hall_checkInAfterDeadline: "Bidders check in from the bid deadline on (earlier, it would tell everyone that you bid).",
   hall_checkInClosed: "The opening has ended: check-in is closed.",
+  hall_checkInCancelled: "The tender was cancelled: nobody checks in.",
   hall_attendance: "Attendance",
   hall_nobodyYet: "Nobody has checked in yet",
   hall_attendee: "{name} ({organization}, {role}) · {at}",

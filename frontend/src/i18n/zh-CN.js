@@ -491,6 +491,7 @@ export default {
   hall_checkedIn: "您已签到",
   hall_checkInAfterDeadline: "投标人自投标截止时起签到（以免提前暴露投标情况）。",
   hall_checkInClosed: "开标已结束，签到已关闭。",
+  hall_checkInCancelled: "招标已取消，无需签到。",
   hall_attendance: "签到情况",
   hall_nobodyYet: "尚无人签到",
   hall_attendee: "{name}（{organization}，{role}）· {at}",
