@@ -353,24 +353,6 @@ class TestOpeningHall:
         assert children == ["P", "P"]
         assert officer.errors == []
 
-    def test_nobody_is_offered_a_check_in_to_a_cancelled_tender(self, new_page, platform) -> None:
-        accounts(platform)
-        tender = published_tender(platform, OFFICER, title="Bridge railings, withdrawn")
-        api_call(
-            platform,
-            OFFICER,
-            "POST",
-            f"/tenders/{tender['id']}/cancel",
-            json={"reason": "The budget was withdrawn."},
-        )
-        officer = new_page(OFFICER)
-        hall(officer, tender)
-        expect(officer.locator(".connection")).to_have_text(re.compile("Connected, live"))
-        # The API would refuse anyone (check_in_closed): the button is not offered.
-        expect(officer.get_by_role("button", name="Check in")).to_be_disabled()
-        expect(officer.get_by_text("The tender was cancelled: nobody checks in.")).to_be_visible()
-        assert officer.errors == []
-
     def test_an_objection_is_raised_by_a_bidder_and_answered_by_the_officer(
         self, new_page, platform: Platform, tmp_path: Path
     ) -> None:
