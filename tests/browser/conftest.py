@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -75,14 +76,21 @@ class Platform:
         return email
 
 
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+@contextmanager
+def fresh_platform(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Platform]:
     """`bidding serve` on a fresh data folder; short bidding periods are allowed for tests."""
-    data_dir = tmp_path_factory.mktemp("browser") / "var"
+    data_dir = tmp_path_factory.mktemp(name) / "var"
     upgrade = bidding("db", "upgrade", env=platform_env(data_dir))
     assert upgrade.returncode == 0, upgrade.stderr
     with platform_serving(data_dir) as served:
         yield Platform(url=served.url, data_dir=data_dir, env=served.env)
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The platform the browser modules share."""
+    with fresh_platform(tmp_path_factory, "browser") as shared:
+        yield shared
 
 
 # Module scope: while sync Playwright runs, its event loop is the thread's running loop, which

@@ -10,8 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.conftest import Platform, api_call, published_tender
-from tests.support.processes import bidding, platform_env, platform_serving
+from tests.browser.conftest import Platform, api_call, fresh_platform, published_tender
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -20,12 +19,9 @@ OFFICER = "cancel-officer"
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """`bidding serve` on a fresh data folder of this module's own."""
-    data_dir = tmp_path_factory.mktemp("browser-cancelled") / "var"
-    upgrade = bidding("db", "upgrade", env=platform_env(data_dir))
-    assert upgrade.returncode == 0, upgrade.stderr
-    with platform_serving(data_dir) as served:
-        yield Platform(url=served.url, data_dir=data_dir, env=served.env)
+    """A platform of this module's own."""
+    with fresh_platform(tmp_path_factory, "browser-cancelled") as own:
+        yield own
 
 
 def test_nobody_is_offered_a_check_in_to_a_cancelled_tender(new_page, platform) -> None:
